@@ -1,0 +1,75 @@
+"""record() against what a user would otherwise run: a bare nn.LSTM / nn.RNN forward + backward.
+
+Prints, per configuration, the median time of each and their ratio, measured in the
+same process one after the other; then the peak resident memory of the largest case.
+Run: python benchmarks/bench_record.py [--repeats N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lstm_viz  # noqa: E402
+
+CONFIGS = [  # (arch, seq_len, hidden_size, batch_size)
+    ("lstm", 1000, 128, 1),
+    ("rnn", 1000, 128, 1),
+    ("lstm", 1000, 128, 32),
+    ("rnn", 1000, 128, 32),
+    ("lstm", 10_000, 512, 1),
+    ("rnn", 10_000, 512, 1),
+]
+INPUT_SIZE = 8
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: first-call allocations and kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="only the T = 1000 configurations")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, input_size {INPUT_SIZE}")
+    print(f"{'arch':5} {'T':>6} {'H':>4} {'B':>3} {'bare fwd+bwd':>13} {'record()':>10} {'ratio':>6}")
+    for arch, seq_len, hidden, batch in CONFIGS:
+        if args.quick and seq_len > 1000:
+            continue
+        model = lstm_viz.build_model(arch, INPUT_SIZE, hidden, seed=0)
+        x = lstm_viz.make_input("gaussian", batch, seq_len, INPUT_SIZE, seed=0)
+        bare = model.fused()
+        xg = x.clone().requires_grad_(True)
+
+        def run_bare(bare=bare, xg=xg):
+            bare.zero_grad(set_to_none=True)
+            out, _ = bare(xg)
+            out[:, -1].sum().backward()
+
+        repeats = args.repeats if seq_len <= 1000 else max(1, args.repeats // 2)
+        t_bare = median_seconds(run_bare, repeats)
+        t_rec = median_seconds(lambda model=model, x=x: lstm_viz.record(model, x), repeats)
+        print(
+            f"{arch:5} {seq_len:>6} {hidden:>4} {batch:>3} {t_bare * 1e3:>10.1f} ms {t_rec * 1e3:>7.1f} ms "
+            f"{t_rec / t_bare:>5.2f}x"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Hand-stepped RNN, LSTM and GRU cells with PyTorch's parameter layout.
+
+Each model owns the four tensors `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
+`bias_hh_l0` with the names, shapes and gate order of `torch.nn.RNN/LSTM/GRU`
+(one layer, biases, `batch_first=True`), so a state dict loads both ways. The
+cells are stepped by hand so that every gate can be seen; `fused()` returns
+PyTorch's own module with the same weights, for speed.
+
+Gate order (rows of the weight matrices), as in PyTorch:
+    LSTM: input i, forget f, candidate g, output o
+    GRU:  reset r, update z, candidate n
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ARCHS = ("rnn", "lstm", "gru")
+INITS = {
+    "rnn": ("default", "orthogonal", "identity"),
+    "lstm": ("default", "forget_bias", "chrono", "orthogonal"),
+    "gru": ("default", "chrono", "orthogonal"),
+}
+GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
+MAX_INPUT_SIZE = 4096
+MAX_HIDDEN_SIZE = 4096
+
+
+class RecurrentModel(nn.Module):
+    """One recurrent layer; subclasses define `cell` (one step, by hand)."""
+
+    arch: str = ""
+
+    def __init__(self, input_size: int, hidden_size: int, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        rows = GATE_COUNT[self.arch] * hidden_size
+        self.weight_ih_l0 = nn.Parameter(torch.empty(rows, input_size, dtype=dtype))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size, dtype=dtype))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(rows, dtype=dtype))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(rows, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: every entry uniform in (-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        h = self.weight_hh_l0.new_zeros(batch_size, self.hidden_size)
+        return (h,)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Step the cell over x (B, T, I); returns outputs (B, T, H) and the last state."""
+        if state is None:
+            state = self.initial_state(x.shape[0])
+        outputs = []
+        for t in range(x.shape[1]):
+            state = self.cell(x[:, t], state)
+            outputs.append(state[0])
+        return torch.stack(outputs, dim=1), state
+
+    def cell(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def fused(self, batch_first: bool = True) -> nn.Module:
+        """PyTorch's own module (nn.RNN / nn.LSTM / nn.GRU) holding a copy of these weights."""
+        kwargs = {"batch_first": batch_first}
+        if self.arch == "rnn":
+            kwargs["nonlinearity"] = self.nonlinearity
+        cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[self.arch]
+        module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
+        module.load_state_dict(self.state_dict())
+        return module.to(self.weight_hh_l0.device).train(self.training)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+class RNN(RecurrentModel):
+    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+    arch = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", dtype=torch.float32):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, dtype)
+
+    def cell(self, x_t, state):
+        (h,) = state
+        a = x_t @ self.weight_ih_l0.T + self.bias_ih_l0 + h @ self.weight_hh_l0.T + self.bias_hh_l0
+        return (a.tanh() if self.nonlinearity == "tanh" else a.relu(),)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(RecurrentModel):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate).
+
+    i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
+    f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
+    g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+    o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+    c_t = f_t * c_{t-1} + i_t * g_t
+    h_t = o_t * tanh(c_t)
+    """
+
+    arch = "lstm"
+
+    def initial_state(self, batch_size):
+        h = self.weight_hh_l0.new_zeros(batch_size, self.hidden_size)
+        return (h, torch.zeros_like(h))
+
+    def cell(self, x_t, state):
+        h, c = state
+        gates = x_t @ self.weight_ih_l0.T + self.bias_ih_l0 + h @ self.weight_hh_l0.T + self.bias_hh_l0
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        return (h, c)
+
+
+class GRU(RecurrentModel):
+    """Gated recurrent unit (Cho et al. 2014), in PyTorch's convention.
+
+    r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+    z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    """
+
+    arch = "gru"
+
+    def cell(self, x_t, state):
+        (h,) = state
+        xr, xz, xn = (x_t @ self.weight_ih_l0.T + self.bias_ih_l0).chunk(3, dim=-1)
+        hr, hz, hn = (h @ self.weight_hh_l0.T + self.bias_hh_l0).chunk(3, dim=-1)
+        r = (xr + hr).sigmoid()
+        z = (xz + hz).sigmoid()
+        n = (xn + r * hn).tanh()
+        return ((1 - z) * n + z * h,)
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+
+
+def _orthogonal(n: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """A random orthogonal n x n matrix (QR of a Gaussian, signs fixed so it is Haar)."""
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).to(dtype)
+
+
+def build_model(
+    arch: str,
+    input_size: int,
+    hidden_size: int,
+    *,
+    seed: int = 0,
+    init: str = "default",
+    nonlinearity: str | None = None,
+    forget_bias: float = 1.0,
+    t_max: int = 1000,
+    spectral_radius: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+) -> RecurrentModel:
+    """Build a seeded one-layer "rnn", "lstm" or "gru" with PyTorch's state-dict layout.
+
+    init (per arch, see INITS):
+      "default"      PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)) on every tensor;
+      "forget_bias"  LSTM: the *effective* forget bias (bias_ih + bias_hh) set to forget_bias;
+      "chrono"       LSTM: forget bias ~ log U(1, t_max - 1), input bias = minus that
+                     (Tallec & Ollivier 2018); GRU: the same for the update gate;
+      "orthogonal"   every recurrent block W_hh = spectral_radius * Q, Q random orthogonal;
+      "identity"     RNN: W_hh = spectral_radius * I, zero biases, relu by default (IRNN).
+    nonlinearity is the RNN's "tanh" (default) or "relu".
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    _check_int("input_size", input_size, 1, MAX_INPUT_SIZE)
+    _check_int("hidden_size", hidden_size, 1, MAX_HIDDEN_SIZE)
+    if init not in INITS[arch]:
+        raise ValueError(f"init for {arch!r} must be one of {INITS[arch]}, got {init!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if not (math.isfinite(spectral_radius) and spectral_radius >= 0):
+        raise ValueError(f"spectral_radius must be a finite number >= 0, got {spectral_radius!r}")
+    if not math.isfinite(forget_bias):
+        raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+    if init == "chrono":
+        _check_int("t_max", t_max, 2, 10**7)
+    if arch != "rnn" and nonlinearity is not None:
+        raise ValueError(f"nonlinearity applies to the 'rnn' only, not to {arch!r}")
+
+    torch.manual_seed(seed)  # PyTorch's default init draws from the global generator
+    generator = torch.Generator().manual_seed(seed)
+    if arch == "rnn":
+        act = nonlinearity or ("relu" if init == "identity" else "tanh")
+        model: RecurrentModel = RNN(input_size, hidden_size, act, dtype)
+    else:
+        model = {"lstm": LSTM, "gru": GRU}[arch](input_size, hidden_size, dtype)
+
+    H = hidden_size
+    with torch.no_grad():
+        if init in ("orthogonal", "identity"):
+            for k in range(GATE_COUNT[arch]):
+                block = torch.eye(H, dtype=dtype) if init == "identity" else _orthogonal(H, generator, dtype)
+                model.weight_hh_l0[k * H : (k + 1) * H] = spectral_radius * block
+            if init == "identity":
+                model.bias_ih_l0.zero_()
+                model.bias_hh_l0.zero_()
+        elif init == "forget_bias":
+            model.bias_ih_l0[H : 2 * H] = forget_bias
+            model.bias_hh_l0[H : 2 * H] = 0.0
+        elif init == "chrono":
+            u = 1.0 + (t_max - 2) * torch.rand(H, generator=generator, dtype=torch.float64)
+            keep = torch.log(u).to(dtype)
+            keep_slice = slice(H, 2 * H)  # LSTM forget gate; GRU update gate z
+            model.bias_ih_l0[keep_slice] = keep
+            model.bias_hh_l0[keep_slice] = 0.0
+            if arch == "lstm":
+                model.bias_ih_l0[:H] = -keep
+                model.bias_hh_l0[:H] = 0.0
+    return model

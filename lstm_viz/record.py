@@ -1,0 +1,454 @@
+"""record(model, x): one forward and one backward pass, every timestep's internals kept.
+
+The forward pass runs PyTorch's fused module; the gates are then recomputed for
+all steps at once from (x_t, h_{t-1}). The backward pass is a hand-written
+recursion over t that renormalises the adjoint (dL/dh_t, dL/dc_t) at every step
+and keeps the scale in log space, so log10 ||dL/dh_t|| stays exact where the
+gradient itself is far below the smallest float (1e-3000 at T = 10,000).
+
+The default loss (when grad_output is None) is L = sum_b u . h_{b,T-1} with
+u = (1, ..., 1) / sqrt(H): every sample's gradient enters the last step with
+norm exactly 1, so log10 ||dL/dh_t|| reads as "decades lost after T-1-t steps".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .models import RecurrentModel
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+GATE_NAMES = {
+    "rnn": (),
+    "lstm": ("input", "forget", "candidate", "output"),
+    "gru": ("reset", "update", "candidate"),
+}
+# Bytes per (sample, step, unit) held at once during record(), in units of the
+# model's float size: pre-activations, activations, derivative terms, adjoints
+# and the numpy copies handed back (measured peak, rounded up).
+_FLOATS_PER_CELL = {"rnn": 10, "lstm": 30, "gru": 26}
+
+
+@dataclass(frozen=True, eq=False)
+class Recording:
+    """One model's per-timestep internals on one batch (index t: state after reading x[:, t])."""
+
+    arch: str  # "rnn" | "lstm" | "gru"
+    log10_grad_h: np.ndarray  # (B, T) log10 ||dL/dh_t||, total derivative
+    log10_grad_c: np.ndarray | None  # (B, T) log10 ||dL/dc_t||, LSTM only
+    log10_grad_x: np.ndarray  # (B, T) log10 ||dL/dx_t||
+    hidden: np.ndarray  # (B, T, H) h_t
+    cell: np.ndarray | None  # (B, T, H) c_t, LSTM only
+    gates: dict[str, np.ndarray]  # name -> (B, T, H); empty for the RNN
+    weight_hh: np.ndarray  # (G*H, H) recurrent weights, PyTorch's gate order
+    nonlinearity: str = "tanh"  # the RNN's activation; "tanh" for gated models
+    label: str = ""  # legend name, e.g. "LSTM (chrono)"
+    meta: dict = field(default_factory=dict)  # settings that made it (seed, init, ...)
+
+    @property
+    def batch_size(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.hidden.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hidden.shape[2]
+
+    @property
+    def name(self) -> str:
+        return self.label or self.arch.upper()
+
+    def to_frame(self, per_unit: bool = True) -> pd.DataFrame:
+        """Tidy frame: columns arch, sample, t, unit (<NA> for per-step norms), quantity, value.
+
+        Per-step quantities: log10_grad_h, log10_grad_c (LSTM), log10_grad_x.
+        Per-unit quantities (per_unit=True): hidden, cell (LSTM), and each gate by name.
+        """
+        B, T, H = self.hidden.shape
+        parts = []
+        for name in ("log10_grad_h", "log10_grad_c", "log10_grad_x"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "sample": np.repeat(np.arange(B), T),
+                        "t": np.tile(np.arange(T), B),
+                        "unit": pd.array([pd.NA] * (B * T), dtype="Int64"),
+                        "quantity": name,
+                        "value": values.reshape(-1).astype(np.float64),
+                    }
+                )
+            )
+        if per_unit:
+            arrays = {"hidden": self.hidden, "cell": self.cell, **self.gates}
+            for name, values in arrays.items():
+                if values is None:
+                    continue
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "sample": np.repeat(np.arange(B), T * H),
+                            "t": np.tile(np.repeat(np.arange(T), H), B),
+                            "unit": pd.array(np.tile(np.arange(H), B * T), dtype="Int64"),
+                            "quantity": name,
+                            "value": values.reshape(-1).astype(np.float64),
+                        }
+                    )
+                )
+        frame = pd.concat(parts, ignore_index=True)
+        frame.insert(0, "arch", self.arch)
+        return frame
+
+
+def estimate_bytes(
+    arch: str,
+    batch_size: int,
+    seq_len: int,
+    hidden_size: int,
+    input_size: int,
+    dtype: torch.dtype = torch.float32,
+) -> int:
+    """Upper estimate of the memory record() needs for this run, in bytes."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    cells = batch_size * seq_len * (hidden_size * _FLOATS_PER_CELL[arch] + 3 * input_size)
+    return int(cells * itemsize + 8 * 8 * batch_size * seq_len)
+
+
+def _sigmoid_grad(a: torch.Tensor) -> torch.Tensor:
+    """sigmoid'(a) = sigmoid(a) * sigmoid(-a): no cancellation where the gate saturates."""
+    return torch.sigmoid(a) * torch.sigmoid(-a)
+
+
+def _tanh_grad(a: torch.Tensor) -> torch.Tensor:
+    """tanh'(a) = 4 sigmoid(2a) sigmoid(-2a): stays > 0 where 1 - tanh(a)^2 rounds to 0."""
+    return 4 * torch.sigmoid(2 * a) * torch.sigmoid(-2 * a)
+
+
+def _log10_norm(v: np.ndarray) -> np.ndarray:
+    """float64 log10 of the 2-norm over the last axis, scaled by the largest entry first.
+
+    A plain norm squares its entries, so it returns 0 for float32 vectors near 1e-20;
+    dividing by the peak first keeps every nonzero vector's norm finite.
+    """
+    peak = np.abs(v).max(axis=-1, keepdims=True)
+    safe = np.where(peak > 0, peak, 1)
+    unit_norm = np.linalg.norm(v / safe, axis=-1).astype(np.float64)
+    with np.errstate(divide="ignore"):  # an exactly zero gradient is -inf, as it should be
+        return np.log10(safe[..., 0], dtype=np.float64) + np.log10(unit_norm)
+
+
+class _Forward:
+    """The forward pass, time-major (T, B, .), and the backward factors of any block of steps.
+
+    PyTorch's fused module gives every h_t; the pre-activations of all steps then
+    come from one matrix product on (x_t, h_{t-1}). The factors the backward pass
+    needs (gate derivatives times their partners) are made per block of steps in
+    `terms`, while they are in cache, instead of as (T, B, 4H) arrays.
+    """
+
+    def __init__(self, model: RecurrentModel, x: torch.Tensor):
+        T, B, _ = x.shape
+        H = self.H = model.hidden_size
+        self.arch = model.arch
+        self.nonlinearity = getattr(model, "nonlinearity", "tanh")
+        w_ih, w_hh = model.weight_ih_l0.detach(), model.weight_hh_l0.detach()
+        self.hidden, _ = model.fused(batch_first=False)(x)
+        self.h_prev = torch.cat([self.hidden.new_zeros(1, B, H), self.hidden[:-1]])
+        self.cell = None
+        self.gates: dict[str, torch.Tensor] = {}
+        pre = torch.addmm(model.bias_ih_l0.detach(), x.reshape(T * B, -1), w_ih.T).view(T, B, -1)
+        from_h = torch.addmm(model.bias_hh_l0.detach(), self.h_prev.reshape(T * B, H), w_hh.T).view(T, B, -1)
+        if self.arch == "gru":  # keep W_hn h + b_hn apart: the reset gate multiplies it
+            x_r, x_z, x_n = pre.chunk(3, dim=-1)
+            h_r, h_z, self.h_n = from_h.chunk(3, dim=-1)
+            self.a_r, self.a_z = x_r + h_r, x_z + h_z
+            r, z = self.a_r.sigmoid(), self.a_z.sigmoid()
+            self.a_n = torch.addcmul(x_n, r, self.h_n)
+            self.gates = {"reset": r, "update": z, "candidate": self.a_n.tanh()}
+            return
+        self.pre = pre.add_(from_h)
+        del from_h
+        if self.arch == "lstm":  # activations in place of the pre-activations
+            g = self.pre[..., 2 * H : 3 * H].tanh()
+            act = self.pre.sigmoid_()
+            act[..., 2 * H : 3 * H] = g
+            i, f, g, o = act.chunk(4, dim=-1)
+            self.gates = {"input": i, "forget": f, "candidate": g, "output": o}
+            self.cell = _cell_states(f, i * g)  # (T + 1, B, H), c_{-1} = 0 first
+
+    def terms(self, t0: int, t1: int):
+        """Backward factors for steps t0..t1-1: (carry, mix, mix_x), each (t1 - t0, B, .).
+
+        mix scales the adjoint, laid out per gate block, into dL/d(pre-activation)
+        before W_hh; mix_x the same before W_ih (it differs for the GRU alone);
+        carry is the LSTM's dh_t -> dc_t factor and the GRU's dh_t -> dh_{t-1}.
+        """
+        if self.arch == "rnn":
+            pre = self.pre[t0:t1]
+            slope = _tanh_grad(pre) if self.nonlinearity == "tanh" else (pre > 0).to(pre.dtype)
+            return None, slope, slope
+        if self.arch == "lstm":
+            act = self.pre[t0:t1]
+            i, f, g, o = act.chunk(4, dim=-1)
+            c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
+            tanh_c = c.tanh()
+            mix = act * (1 - act)  # sigmoid' = s (1 - s) ...
+            mix[..., 2 * self.H : 3 * self.H] = 1 - g * g  # ... and tanh' = 1 - g^2 for g
+            mix *= torch.cat([g, c_prev, i, tanh_c], dim=-1)
+            return o * _tanh_grad(c), mix, mix
+        a_r, a_z, a_n = self.a_r[t0:t1], self.a_z[t0:t1], self.a_n[t0:t1]
+        r, z, n = (self.gates[k][t0:t1] for k in ("reset", "update", "candidate"))
+        dn = torch.sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n), no cancellation
+        dr = dn * self.h_n[t0:t1] * _sigmoid_grad(a_r)
+        dz = (self.h_prev[t0:t1] - n) * _sigmoid_grad(a_z)
+        return z, torch.cat([dr, dz, dn * r], -1), torch.cat([dr, dz, dn], -1)
+
+
+def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t."""
+    cell = update.new_zeros(update.shape[0] + 1, *update.shape[1:])
+    rows, fs, updates = cell.unbind(0), f.unbind(0), update.unbind(0)
+    for t in range(update.shape[0]):
+        torch.addcmul(updates[t], fs[t], rows[t], out=rows[t + 1])
+    return cell
+
+
+# The adjoint is renormalised at the end of every block of steps; a block whose
+# values leave [low, high] relative to its start is redone one step at a time,
+# renormalising at each, so even a gradient that falls 40 decades in one step is
+# carried exactly. Blocks grow while they pass and shrink when one fails.
+_BLOCK_RANGE = (4, 256)
+_BLOCK_CELLS = 2**18  # at most this many (step x sample x gate unit) factors in a block
+_BOUNDS = {np.dtype(np.float32): (1e-25, 1e25), np.dtype(np.float64): (1e-250, 1e250)}
+
+
+def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+
+
+class _Adjoint:
+    """Backward recursion over t for dL/dh_t (and dL/dc_t), kept scaled, and dL/dx_t.
+
+    The true adjoint at step t is dh[t] * 10 ** scale[t] (dc and grad_x likewise);
+    dh, dc are (T, B, H), grad_x (T, B, I), scale (T, B) float64. The recursion runs
+    in numpy: its per-step calls cost a third of torch's at these sizes.
+    """
+
+    def __init__(self, model: RecurrentModel, fwd: _Forward, grad_output: torch.Tensor):
+        self.arch, self.fwd = model.arch, fwd
+        self.w_hh, self.w_ih = _numpy(model.weight_hh_l0), _numpy(model.weight_ih_l0)
+        T, B, H = fwd.hidden.shape
+        dtype = self.w_hh.dtype
+        self.gate_count = self.w_hh.shape[0] // H
+        self.dh = np.empty((T, B, H), dtype)
+        self.dc = np.empty((T, B, H), dtype) if self.arch == "lstm" else None
+        self.grad_x = np.empty((T, B, model.input_size), dtype)
+        self.scale = np.empty((T, B))
+        self.forget = _numpy(fwd.gates.get("forget"))
+        self.mixed = np.empty((B, self.gate_count, H), dtype)  # per-step workspace
+        self.spare = np.empty((B, H), dtype)
+        self.dh[T - 1] = _numpy(grad_output)
+        dc_in = np.zeros((B, H), dtype) if self.dc is not None else None
+        dc_in, scale = self._renormalise(T - 1, dc_in, np.zeros(B))
+        self._run(dc_in, scale)
+
+    def _steps(self, t_end: int, t_start: int, dc_in, terms, t0: int):
+        """Steps t_end-1 .. t_start: fills dc[t] and dh[t-1]; returns dc[t_start].
+
+        terms come from fwd.terms(t0, ...): row t - t0 belongs to step t.
+        """
+        carry, mix, _ = terms
+        dh, dc, w_hh, mixed, spare = self.dh, self.dc, self.w_hh, self.mixed, self.spare
+        flat = mixed.reshape(mixed.shape[0], -1)
+        for t in range(t_end - 1, t_start - 1, -1):
+            k = t - t0
+            if self.arch == "lstm":
+                np.multiply(dh[t], carry[k], out=dc[t])
+                if t + 1 < len(dh):
+                    dc[t] += np.multiply(dc_in, self.forget[t + 1], out=spare)
+                dc_in = dc[t]
+                if t:  # (dc, dc, dc, dh) * mix: dL/d(pre-activation), gate blocks i f g o
+                    mixed[:, :3] = dc_in[:, None]
+                    mixed[:, 3] = dh[t]
+                    np.matmul(np.multiply(flat, mix[k], out=flat), w_hh, out=dh[t - 1])
+            elif t and self.arch == "rnn":
+                np.matmul(np.multiply(dh[t], mix[k], out=spare), w_hh, out=dh[t - 1])
+            elif t:
+                mixed[:] = dh[t][:, None]
+                np.matmul(np.multiply(flat, mix[k], out=flat), w_hh, out=dh[t - 1])
+                dh[t - 1] += np.multiply(dh[t], carry[k], out=spare)
+        return dc_in
+
+    def _peak(self, t_end: int, t_start: int) -> np.ndarray:
+        peak = np.abs(self.dh[t_start:t_end]).max(axis=-1)
+        if self.dc is not None:
+            peak = np.maximum(peak, np.abs(self.dc[t_start:t_end]).max(axis=-1))
+        return peak
+
+    def _renormalise(self, t: int, dc_in, scale):
+        """Divide (dh[t], dc_in) by their joint per-sample peak; returns (dc_in, scale)."""
+        peak = np.abs(self.dh[t]).max(axis=-1)
+        if dc_in is not None:
+            peak = np.maximum(peak, np.abs(dc_in).max(axis=-1))
+        peak = np.where(peak > 0, peak, 1)[:, None]
+        self.dh[t] /= peak
+        if dc_in is not None:
+            dc_in = dc_in / peak
+        return dc_in, scale + np.log10(peak[:, 0], dtype=np.float64)
+
+    def _grad_x(self, t0: int, t1: int, mix_x: np.ndarray) -> None:
+        """dL/dx_t for steps t0..t1-1 (at their own scale): one product with W_ih."""
+        K, B, H = self.dh[t0:t1].shape
+        grad_pre = mix_x.reshape(K, B, -1, H)
+        if self.dc is not None:
+            grad_pre[:, :, :3] *= self.dc[t0:t1, :, None]
+            grad_pre[:, :, 3] *= self.dh[t0:t1]
+        else:
+            grad_pre *= self.dh[t0:t1, :, None]
+        np.matmul(grad_pre.reshape(K, B, -1), self.w_ih, out=self.grad_x[t0:t1])
+
+    def _run(self, dc_in, scale) -> None:
+        low, high = _BOUNDS[self.dh.dtype]
+        T, B, H = self.dh.shape
+        smallest, largest = _BLOCK_RANGE
+        largest = max(smallest, min(largest, _BLOCK_CELLS // (B * H * self.gate_count)))
+        block_len = min(16, largest)
+        t_end = T
+        while t_end > 0:
+            t_start = max(0, t_end - block_len)
+            terms = [_numpy(term) for term in self.fwd.terms(t_start, t_end)]
+            alive = self._peak(t_end, t_end - 1)[0] > 0
+            if dc_in is not None:
+                alive |= np.abs(dc_in).max(axis=-1) > 0
+            dc_out = self._steps(t_end, t_start, dc_in, terms, t_start)
+            block = self._peak(t_end, max(0, t_start - 1))
+            if (~np.isfinite(block) | (block > high) | ((block < low) & alive)).any():
+                for t in range(t_end - 1, t_start - 1, -1):  # redo, renormalising at every step
+                    self.scale[t] = scale
+                    dc_in = self._steps(t + 1, t, dc_in, terms, t_start)
+                    if t:
+                        dc_in, scale = self._renormalise(t - 1, dc_in, scale)
+                largest = max(smallest, block_len // 2)
+                block_len = max(smallest, block_len // 4)
+            else:
+                self.scale[t_start:t_end] = scale
+                if t_start:
+                    dc_in, scale = self._renormalise(t_start - 1, dc_out, scale)
+                block_len = min(largest, 2 * block_len)
+            self._grad_x(t_start, t_end, terms[2])
+            t_end = t_start
+
+
+def _as_model(model) -> RecurrentModel:
+    """Accept our models, or a one-layer unidirectional torch.nn.RNN/LSTM/GRU with biases."""
+    if isinstance(model, RecurrentModel):
+        return model
+    from .models import build_model
+
+    kinds = {torch.nn.LSTM: "lstm", torch.nn.GRU: "gru", torch.nn.RNN: "rnn"}
+    arch = kinds.get(type(model))
+    if arch is None:
+        raise ValueError(
+            "model must come from lstm_viz.build_model or be a torch.nn.RNN/LSTM/GRU, "
+            f"got {type(model).__name__}"
+        )
+    if model.num_layers != 1 or model.bidirectional or not model.bias or getattr(model, "proj_size", 0):
+        raise ValueError(
+            "only one-layer, unidirectional torch modules with biases and no projection can be recorded"
+        )
+    dtype = model.weight_hh_l0.dtype
+    kwargs = {"nonlinearity": model.nonlinearity} if arch == "rnn" else {}
+    ours = build_model(arch, model.input_size, model.hidden_size, dtype=dtype, **kwargs)
+    ours.load_state_dict(model.state_dict())
+    return ours.to(model.weight_hh_l0.device)
+
+
+def _check_input(model: RecurrentModel, x, grad_output) -> tuple[torch.Tensor, torch.Tensor]:
+    dtype, device = model.weight_hh_l0.dtype, model.weight_hh_l0.device
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor or numpy array (B, T, I), got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (batch, seq_len, input_size), got shape {tuple(x.shape)}")
+    B, T, size = x.shape
+    if size != model.input_size:
+        raise ValueError(f"x has {size} features per step but the model takes input_size={model.input_size}")
+    if B < 1 or T < 1:
+        raise ValueError(f"x needs at least one sample and one step, got shape {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"x must hold floats (float32 or float64), got {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values; recordings need finite inputs")
+    x = x.detach().to(device=device, dtype=dtype)
+    H = model.hidden_size
+    if grad_output is None:
+        return x, torch.full((B, H), 1 / math.sqrt(H), dtype=dtype, device=device)
+    if isinstance(grad_output, np.ndarray):
+        grad_output = torch.from_numpy(grad_output)
+    if not isinstance(grad_output, torch.Tensor) or tuple(grad_output.shape) != (B, H):
+        shape = tuple(grad_output.shape) if hasattr(grad_output, "shape") else type(grad_output).__name__
+        raise ValueError(f"grad_output must have shape (batch, hidden_size) = ({B}, {H}), got {shape}")
+    if not grad_output.dtype.is_floating_point or not bool(torch.isfinite(grad_output).all()):
+        raise ValueError("grad_output must hold finite floats")
+    return x, grad_output.detach().to(device=device, dtype=dtype)
+
+
+def record(
+    model,
+    x,
+    *,
+    grad_output=None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    label: str = "",
+    meta: dict | None = None,
+) -> Recording:
+    """Run model over x (B, T, I) once forward and once backward; keep every step's internals.
+
+    grad_output (B, H) is dL/dh_{T-1}. Default: (1, ..., 1) / sqrt(H) per sample, the
+    gradient of L = sum_b sum_j h_{b,T-1,j} / sqrt(H), so ||dL/dh_{T-1}|| = 1.
+    Refuses (ValueError) runs whose estimate_bytes exceeds max_bytes.
+    """
+    model = _as_model(model)
+    x, grad_output = _check_input(model, x, grad_output)
+    B, T, _ = x.shape
+    need = estimate_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype)
+    if need > max_bytes:
+        raise ValueError(
+            f"this run needs about {need / 2**30:.2f} GiB "
+            f"(batch {B} x {T} steps x {model.hidden_size} units), "
+            f"over the limit of {max_bytes / 2**30:.2f} GiB: shorten the sequence, shrink the batch or "
+            "hidden size, or raise max_bytes"
+        )
+    with torch.no_grad():
+        fwd = _Forward(model, x.transpose(0, 1).contiguous())
+        adjoint = _Adjoint(model, fwd, grad_output)
+        dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
+        grad_x = adjoint.grad_x
+
+        def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous
+            return None if a is None else np.ascontiguousarray(np.swapaxes(_numpy(a), 0, 1))
+
+        return Recording(
+            arch=model.arch,
+            log10_grad_h=batch_major(_log10_norm(dh) + scale),
+            log10_grad_c=batch_major(_log10_norm(dc) + scale) if dc is not None else None,
+            log10_grad_x=batch_major(_log10_norm(grad_x) + scale),
+            hidden=batch_major(fwd.hidden),
+            cell=batch_major(None if fwd.cell is None else fwd.cell[1:]),
+            gates={name: batch_major(g) for name, g in fwd.gates.items()},
+            weight_hh=_numpy(model.weight_hh_l0).copy(),
+            nonlinearity=getattr(model, "nonlinearity", "tanh"),
+            label=label,
+            meta=dict(meta or {}),
+        )
