@@ -4,11 +4,19 @@ Data flows one way: inputs -> models -> record (the one place that runs backward
 -> analysis / figures -> pages. This package never imports streamlit.
 """
 
+from . import analysis
+from .analysis import DecayFit, decay_fit, gate_stats, recurrent_spectral_radii, summary
 from .inputs import INPUTS, make_input
 from .models import ARCHS, INITS, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
 
 __all__ = [
+    "DecayFit",
+    "analysis",
+    "decay_fit",
+    "gate_stats",
+    "recurrent_spectral_radii",
+    "summary",
     "ARCHS",
     "DEFAULT_MAX_BYTES",
     "INITS",
