@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from .models import RecurrentModel
 
@@ -124,6 +125,10 @@ def estimate_bytes(
     return int(cells * itemsize + 8 * 8 * batch_size * seq_len)
 
 
+def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+
+
 def _sigmoid_grad(a: torch.Tensor) -> torch.Tensor:
     """sigmoid'(a) = sigmoid(a) * sigmoid(-a): no cancellation where the gate saturates."""
     return torch.sigmoid(a) * torch.sigmoid(-a)
@@ -203,8 +208,10 @@ class _Forward:
             c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
             tanh_c = c.tanh()
             mix = act * (1 - act)  # sigmoid' = s (1 - s) ...
-            mix[..., 2 * self.H : 3 * self.H] = 1 - g * g  # ... and tanh' = 1 - g^2 for g
-            mix *= torch.cat([g, c_prev, i, tanh_c], dim=-1)
+            blocks = mix.view(*mix.shape[:2], 4, self.H)
+            torch.mul(g, g, out=blocks[:, :, 2]).neg_().add_(1)  # ... and tanh' = 1 - g^2 for g
+            for k, partner in enumerate((g, c_prev, i, tanh_c)):  # d pre / d c_t per gate
+                blocks[:, :, k] *= partner
             return o * _tanh_grad(c), mix, mix
         a_r, a_z, a_n = self.a_r[t0:t1], self.a_z[t0:t1], self.a_n[t0:t1]
         r, z, n = (self.gates[k][t0:t1] for k in ("reset", "update", "candidate"))
@@ -215,25 +222,24 @@ class _Forward:
 
 
 def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t."""
-    cell = update.new_zeros(update.shape[0] + 1, *update.shape[1:])
-    rows, fs, updates = cell.unbind(0), f.unbind(0), update.unbind(0)
-    for t in range(update.shape[0]):
-        torch.addcmul(updates[t], fs[t], rows[t], out=rows[t + 1])
-    return cell
+    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t (a numpy loop: cheaper calls)."""
+    f_np, update_np = _numpy(f), _numpy(update)
+    cell = np.zeros((len(update_np) + 1, *update_np.shape[1:]), update_np.dtype)
+    for t in range(len(update_np)):
+        np.multiply(f_np[t], cell[t], out=cell[t + 1])
+        cell[t + 1] += update_np[t]
+    return torch.from_numpy(cell).to(update.device)
 
 
-# The adjoint is renormalised at the end of every block of steps; a block whose
-# values leave [low, high] relative to its start is redone one step at a time,
-# renormalising at each, so even a gradient that falls 40 decades in one step is
-# carried exactly. Blocks grow while they pass and shrink when one fails.
+# The adjoint is renormalised at the end of every block of steps. Each block is
+# as long as the last one's rate of change allows within _BUDGET decades; one
+# whose values still leave [low, high] relative to its start is redone a step at
+# a time, renormalising at each, so a gradient that falls 30 decades in one step
+# is carried exactly too.
 _BLOCK_RANGE = (4, 256)
 _BLOCK_CELLS = 2**18  # at most this many (step x sample x gate unit) factors in a block
 _BOUNDS = {np.dtype(np.float32): (1e-25, 1e25), np.dtype(np.float64): (1e-250, 1e250)}
-
-
-def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+_BUDGET = {np.dtype(np.float32): 12.0, np.dtype(np.float64): 120.0}
 
 
 class _Adjoint:
@@ -260,7 +266,10 @@ class _Adjoint:
         self.dh[T - 1] = _numpy(grad_output)
         dc_in = np.zeros((B, H), dtype) if self.dc is not None else None
         dc_in, scale = self._renormalise(T - 1, dc_in, np.zeros(B))
-        self._run(dc_in, scale)
+        # One BLAS thread: the per-step products are small, and a second thread that
+        # has to be woken every step costs more than it saves (tenfold on a busy machine).
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._run(dc_in, scale)
 
     def _steps(self, t_end: int, t_start: int, dc_in, terms, t0: int):
         """Steps t_end-1 .. t_start: fills dc[t] and dh[t-1]; returns dc[t_start].
@@ -270,23 +279,28 @@ class _Adjoint:
         carry, mix, _ = terms
         dh, dc, w_hh, mixed, spare = self.dh, self.dc, self.w_hh, self.mixed, self.spare
         flat = mixed.reshape(mixed.shape[0], -1)
-        for t in range(t_end - 1, t_start - 1, -1):
-            k = t - t0
-            if self.arch == "lstm":
-                np.multiply(dh[t], carry[k], out=dc[t])
-                if t + 1 < len(dh):
-                    dc[t] += np.multiply(dc_in, self.forget[t + 1], out=spare)
-                dc_in = dc[t]
-                if t:  # (dc, dc, dc, dh) * mix: dL/d(pre-activation), gate blocks i f g o
-                    mixed[:, :3] = dc_in[:, None]
-                    mixed[:, 3] = dh[t]
-                    np.matmul(np.multiply(flat, mix[k], out=flat), w_hh, out=dh[t - 1])
-            elif t and self.arch == "rnn":
-                np.matmul(np.multiply(dh[t], mix[k], out=spare), w_hh, out=dh[t - 1])
-            elif t:
-                mixed[:] = dh[t][:, None]
-                np.matmul(np.multiply(flat, mix[k], out=flat), w_hh, out=dh[t - 1])
-                dh[t - 1] += np.multiply(dh[t], carry[k], out=spare)
+        mix = mix.reshape(*mix.shape[:2], self.gate_count, -1)  # (K, B, G, H): per gate block
+        last = len(dh) - 1
+        if self.arch == "lstm":
+            for t in range(t_end - 1, t_start - 1, -1):
+                k, dh_t, dc_t = t - t0, dh[t], dc[t]
+                np.multiply(dh_t, carry[k], out=dc_t)
+                if t < last:
+                    dc_t += np.multiply(dc_in, self.forget[t + 1], out=spare)
+                dc_in = dc_t
+                if t:  # dL/d(pre-activation) = (dc, dc, dc, dh) * mix, gate blocks i f g o
+                    np.multiply(mix[k, :, :3], dc_t[:, None], out=mixed[:, :3])
+                    np.multiply(mix[k, :, 3], dh_t, out=mixed[:, 3])
+                    np.matmul(flat, w_hh, out=dh[t - 1])
+        elif self.arch == "rnn":
+            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
+                np.matmul(np.multiply(dh[t], mix[t - t0, :, 0], out=spare), w_hh, out=dh[t - 1])
+        else:
+            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
+                k, dh_t = t - t0, dh[t]
+                np.multiply(mix[k], dh_t[:, None], out=mixed)
+                np.matmul(flat, w_hh, out=dh[t - 1])
+                dh[t - 1] += np.multiply(dh_t, carry[k], out=spare)
         return dc_in
 
     def _peak(self, t_end: int, t_start: int) -> np.ndarray:
@@ -319,10 +333,11 @@ class _Adjoint:
 
     def _run(self, dc_in, scale) -> None:
         low, high = _BOUNDS[self.dh.dtype]
+        budget = _BUDGET[self.dh.dtype]
         T, B, H = self.dh.shape
         smallest, largest = _BLOCK_RANGE
         largest = max(smallest, min(largest, _BLOCK_CELLS // (B * H * self.gate_count)))
-        block_len = min(16, largest)
+        block_len = smallest
         t_end = T
         while t_end > 0:
             t_start = max(0, t_end - block_len)
@@ -338,13 +353,15 @@ class _Adjoint:
                     dc_in = self._steps(t + 1, t, dc_in, terms, t_start)
                     if t:
                         dc_in, scale = self._renormalise(t - 1, dc_in, scale)
-                largest = max(smallest, block_len // 2)
-                block_len = max(smallest, block_len // 4)
+                block_len = smallest
             else:
                 self.scale[t_start:t_end] = scale
                 if t_start:
                     dc_in, scale = self._renormalise(t_start - 1, dc_out, scale)
-                block_len = min(largest, 2 * block_len)
+                with np.errstate(divide="ignore"):
+                    spread = np.abs(np.log10(block[:, alive])).max(initial=0.0)  # decades moved
+                rate = spread / max(1, len(block) - 1)
+                block_len = int(np.clip(budget / rate if rate > 0 else largest, smallest, largest))
             self._grad_x(t_start, t_end, terms[2])
             t_end = t_start
 
