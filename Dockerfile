@@ -1,0 +1,35 @@
+# lstm-viz: the Streamlit app on a CPU-only PyTorch.
+#   docker build -t lstm-viz .
+#   docker run --rm -p 8501:8501 lstm-viz                               # http://localhost:8501
+#   docker run --rm -p 9000:9000 -e STREAMLIT_SERVER_PORT=9000 lstm-viz  # another port
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_PORT=8501
+
+# The app runs as this unprivileged user; the files it serves stay owned by root, read-only to it.
+RUN useradd --create-home --uid 10001 app
+WORKDIR /app
+
+# CPU-only PyTorch first, from PyTorch's CPU wheel index: a 190 MB wheel instead of several GB of
+# CUDA libraries. --no-deps keeps every other package off that index; the next install takes
+# torch's own dependencies from PyPI. requirements.txt pins torch==2.13.0, which the installed
+# 2.13.0+cpu satisfies (a pin without a local label ignores "+cpu"), so torch is not replaced.
+RUN pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt \
+    && pip check
+
+COPY . .
+USER 10001
+
+EXPOSE 8501
+# The port is Streamlit's own setting, read from STREAMLIT_SERVER_PORT by the server and by this check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('STREAMLIT_SERVER_PORT', '8501'); urllib.request.urlopen(f'http://localhost:{port}/_stcore/health', timeout=4)"]
+
+# Extra arguments after the image name go to `streamlit run`, e.g. --logger.level=debug.
+ENTRYPOINT ["streamlit", "run", "app.py"]
