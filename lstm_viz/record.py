@@ -14,6 +14,7 @@ norm exactly 1, so log10 ||dL/dh_t|| reads as "decades lost after T-1-t steps".
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from .models import RecurrentModel
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
+_FORWARD_SHARE = 0.45  # of record()'s time, for progress reports
 GATE_NAMES = {
     "rnn": (),
     "lstm": ("input", "forget", "candidate", "output"),
@@ -250,8 +252,8 @@ class _Adjoint:
     in numpy: its per-step calls cost a third of torch's at these sizes.
     """
 
-    def __init__(self, model: RecurrentModel, fwd: _Forward, grad_output: torch.Tensor):
-        self.arch, self.fwd = model.arch, fwd
+    def __init__(self, model: RecurrentModel, fwd: _Forward, grad_output: torch.Tensor, progress=None):
+        self.arch, self.fwd, self.progress = model.arch, fwd, progress
         self.w_hh, self.w_ih = _numpy(model.weight_hh_l0), _numpy(model.weight_ih_l0)
         T, B, H = fwd.hidden.shape
         dtype = self.w_hh.dtype
@@ -364,6 +366,8 @@ class _Adjoint:
                 block_len = int(np.clip(budget / rate if rate > 0 else largest, smallest, largest))
             self._grad_x(t_start, t_end, terms[2])
             t_end = t_start
+            if self.progress is not None:
+                self.progress(1.0 - t_end / T)
 
 
 def _as_model(model) -> RecurrentModel:
@@ -429,12 +433,15 @@ def record(
     max_bytes: int = DEFAULT_MAX_BYTES,
     label: str = "",
     meta: dict | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Recording:
     """Run model over x (B, T, I) once forward and once backward; keep every step's internals.
 
     grad_output (B, H) is dL/dh_{T-1}. Default: (1, ..., 1) / sqrt(H) per sample, the
     gradient of L = sum_b sum_j h_{b,T-1,j} / sqrt(H), so ||dL/dh_{T-1}|| = 1.
-    Refuses (ValueError) runs whose estimate_bytes exceeds max_bytes.
+    Refuses (ValueError) runs whose estimate_bytes exceeds max_bytes. progress, if given,
+    is called with the fraction done (0 to 1) after the forward pass and every block of
+    the backward pass.
     """
     model = _as_model(model)
     x, grad_output = _check_input(model, x, grad_output)
@@ -449,7 +456,12 @@ def record(
         )
     with torch.no_grad():
         fwd = _Forward(model, x.transpose(0, 1).contiguous())
-        adjoint = _Adjoint(model, fwd, grad_output)
+        if progress is not None:
+            progress(_FORWARD_SHARE)
+        backward_progress = (
+            None if progress is None else (lambda f: progress(_FORWARD_SHARE + (1 - _FORWARD_SHARE) * f))
+        )
+        adjoint = _Adjoint(model, fwd, grad_output, backward_progress)
         dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
         grad_x = adjoint.grad_x
 

@@ -276,3 +276,10 @@ def test_modules_that_cannot_be_recorded_are_refused():
 def test_the_library_never_imports_streamlit():
     code = "import sys, lstm_viz, lstm_viz.analysis; print('streamlit' in sys.modules)"
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
+
+
+def test_progress_is_reported_in_order_up_to_one():
+    seen = []
+    record(build_model("lstm", 2, 4), make_input("gaussian", 1, 300, 2), progress=seen.append)
+    assert len(seen) >= 3
+    assert seen == sorted(seen) and 0 < seen[0] < 1 and seen[-1] == pytest.approx(1.0)
