@@ -1,0 +1,135 @@
+"""Long-range tasks for training: seeded batches (inputs, targets) and the score to beat.
+
+Each task turns a lag T into sequences whose answer depends on something T steps back,
+and knows the loss of the best predictor that remembers nothing (its baseline): a
+model has learned to remember only once its loss is clearly below that line.
+
+    adding       Hochreiter & Schmidhuber 1997: T values uniform on [0, 1) and two
+                 markers, one in each half; the target is the sum of the two marked
+                 values. Always answering the mean (1) scores MSE = Var(U1 + U2) = 2/12 = 1/6.
+    copy_memory  Arjovsky et al. 2016: 10 symbols from 8 categories, T - 1 blanks, a
+                 delimiter, 10 more blanks; the output is T + 10 blanks and then the 10
+                 symbols. Predicting blank, then uniform guesses, scores
+                 cross-entropy 10 ln 8 / (T + 20) per step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from . import inputs
+
+MAX_LAG = 10_000
+MAX_BATCH_SIZE = 4096
+COPY_SYMBOLS = 8  # categories 0..7 are data
+COPY_LENGTH = 10  # how many symbols to remember
+COPY_BLANK = 8
+COPY_DELIMITER = 9
+
+
+def adding(batch_size: int, lag: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The adding problem: x (B, T, 2) float32 (values, markers), y (B,) the sum of the marked values."""
+    x = inputs.adding(batch_size, lag, 2, generator)
+    y = (x[:, :, 0] * x[:, :, 1]).sum(dim=1)
+    return x, y
+
+
+def copy_memory(batch_size: int, lag: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The copy-memory task: x (B, T + 20, 10) one-hot float32, y (B, T + 20) int64 categories.
+
+    Categories 0..7 are symbols, 8 is blank, 9 the delimiter (at step T + 9, after the
+    10 symbols and T - 1 blanks). The target is blank everywhere except the last 10
+    steps, which repeat the 10 symbols in order.
+    """
+    length = lag + 2 * COPY_LENGTH
+    symbols = torch.randint(0, COPY_SYMBOLS, (batch_size, COPY_LENGTH), generator=generator)
+    seq = torch.full((batch_size, length), COPY_BLANK, dtype=torch.int64)
+    seq[:, :COPY_LENGTH] = symbols
+    seq[:, lag + COPY_LENGTH - 1] = COPY_DELIMITER
+    target = torch.full((batch_size, length), COPY_BLANK, dtype=torch.int64)
+    target[:, -COPY_LENGTH:] = symbols
+    return F.one_hot(seq, COPY_DELIMITER + 1).float(), target
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's shape, loss and baseline; `generate(batch_size, lag, generator)` -> (x, y)."""
+
+    name: str
+    title: str  # for people: "Adding problem"
+    input_size: int  # features per step
+    output_size: int  # 1 (regression) or number of classes
+    loss: str  # "mse" on the last step | "cross_entropy" on every step
+    generate: Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    extra_steps: int  # sequence length = lag + extra_steps
+    min_lag: int
+
+    def seq_len(self, lag: int) -> int:
+        """Steps the network reads for this lag."""
+        return lag + self.extra_steps
+
+    def baseline(self, lag: int) -> float:
+        """Loss of the best predictor that remembers nothing (the line to get below)."""
+        if self.name == "adding":
+            return 1.0 / 6.0
+        return COPY_LENGTH * math.log(COPY_SYMBOLS) / (lag + 2 * COPY_LENGTH)
+
+    def batch(
+        self, batch_size: int, lag: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch drawn from `generator`: x (B, seq_len, input_size), y as in the task's function."""
+        check_lag(self, lag)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise ValueError(f"batch_size must be an integer, got {batch_size!r}")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+        return self.generate(batch_size, lag, generator)
+
+    def accuracy(self, prediction: torch.Tensor, y: torch.Tensor) -> float:
+        """Adding: fraction of sequences within 0.04 of the target (Hochreiter & Schmidhuber's
+        criterion); copy: fraction of the 10 recalled symbols right. prediction is the readout's
+        output: (B,) for adding, (B, T + 20, classes) logits for copy."""
+        if self.name == "adding":
+            return float(((prediction - y).abs() < 0.04).float().mean())
+        recalled = prediction[:, -COPY_LENGTH:].argmax(dim=-1)
+        return float((recalled == y[:, -COPY_LENGTH:]).float().mean())
+
+
+TASKS: dict[str, Task] = {
+    "adding": Task("adding", "Adding problem", 2, 1, "mse", adding, 0, 2),
+    "copy_memory": Task(
+        "copy_memory",
+        "Copy memory",
+        COPY_DELIMITER + 1,
+        COPY_BLANK + 1,
+        "cross_entropy",
+        copy_memory,
+        2 * COPY_LENGTH,
+        1,
+    ),
+}
+
+
+def get_task(name: str) -> Task:
+    """The task registered under `name`; ValueError listing the names otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {name!r}")
+    return TASKS[name]
+
+
+def check_lag(task: Task, lag: int) -> None:
+    """ValueError unless lag is an integer in [task.min_lag, MAX_LAG]."""
+    if isinstance(lag, bool) or not isinstance(lag, int) or not task.min_lag <= lag <= MAX_LAG:
+        raise ValueError(
+            f"lag for {task.name!r} must be an integer between {task.min_lag} and {MAX_LAG}, got {lag!r}"
+        )
+
+
+def make_batch(task: str, batch_size: int, lag: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded batch of the named task: (x, y) as documented on `adding` / `copy_memory`."""
+    return get_task(task).batch(batch_size, lag, torch.Generator().manual_seed(seed))
