@@ -1,0 +1,93 @@
+"""Gates and cell state: every gate of the LSTM (or GRU) over time and units."""
+
+import streamlit as st
+
+import ui
+from lstm_viz import analysis, figures, views
+
+st.set_page_config(
+    page_title="Gates and cell state · lstm-viz", page_icon=":material/grid_on:", layout="wide"
+)
+st.title("Gates and cell state")
+st.markdown(
+    "What the gates of one model do on the same input as the first page, unit by unit. "
+    "Rows are units, columns are timesteps; long sequences and wide layers are averaged in blocks "
+    "so the page stays fast (the chart says when)."
+)
+
+settings = ui.settings_sidebar()
+c1, c2, c3, c4 = st.columns([1, 2, 1, 3])
+arch = c1.radio(
+    "Model", ("lstm", "gru"), format_func=str.upper, horizontal=True, key="gates_arch", bind="query-params"
+)
+if ui.trained_toggle("gates_trained"):
+    if not (trained := ui.trained_recordings([arch])):
+        st.warning(
+            f"The Training lab trained no {arch.upper()} this session: train one, or switch the toggle off."
+        )
+        st.stop()
+    (rec,) = trained
+else:
+    (rec,) = ui.recordings(settings, [arch])
+sort_by = c2.selectbox("Sort units by", views.UNIT_ORDERS, key="gates_sort", bind="query-params")
+sample = c3.number_input(
+    "Sequence",
+    0,
+    rec.batch_size - 1,
+    0,
+    key="gates_sample",
+    bind="query-params",
+    help="Which sequence of the batch the heatmaps show.",
+)
+units = c4.multiselect(
+    "Trace units",
+    range(rec.hidden_size),
+    max_selections=8,
+    key="gates_units",
+    bind="query-params",
+    placeholder="pick units to draw in the mean chart",
+)
+
+order = views.unit_order(rec, sort_by)
+order_label = "" if sort_by == "unit index" else sort_by
+st.caption(
+    f"Heatmaps: sequence {sample} of the batch of {rec.batch_size}; rows "
+    + ("in unit order" if not order_label else f"sorted by {sort_by}, highest on top")
+    + "; hover a cell for its unit and value."
+)
+quantities = [*rec.gates, *(["cell"] if rec.cell is not None else []), "hidden"]
+for k, quantity in enumerate(quantities):
+    if k % 2 == 0:
+        columns = st.columns(2)  # a new row per pair, so the charts line up whatever the captions
+    with columns[k % 2]:
+        fig = figures.gate_heatmap_figure(
+            rec,
+            quantity,
+            sample=int(sample),
+            unit_order=order,
+            order_label=order_label,
+            max_cells=(1000, 128),
+        )
+        ui.chart(fig, views.QUANTITY_CAPTIONS[quantity], f"{arch}_{quantity}_heatmap")
+
+st.subheader("Mean over units", anchor=False)
+fig = figures.gate_mean_figure(rec, quantities, units=[int(u) for u in units])
+ui.chart(
+    fig,
+    "Line: mean over units (and sequences); band: 25th to 75th percentile over units; dotted: "
+    "the units picked above. A forget gate whose mean sits near 0.5 keeps half its memory per step.",
+    f"{arch}_gate_means",
+)
+
+st.subheader("Saturation", anchor=False)
+gates = figures.SIGMOID_GATES[arch]
+stats = [analysis.gate_stats(rec, gate) for gate in gates]
+fig = figures.saturation_figure(rec, {s.gate: (s.frac_below, s.frac_above) for s in stats})
+ui.chart(
+    fig,
+    "One point per unit: the share of steps its gate is below 0.1 (shut) against above 0.9 (open), "
+    "after Karpathy et al. 2015. An untrained model sits near (0, 0); trained LSTMs push forget gates "
+    "up the left edge, and chrono init starts them there.",
+    f"{arch}_saturation",
+)
+ui.csv_download([rec], f"{arch}_gates")

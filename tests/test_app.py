@@ -1,0 +1,231 @@
+"""AppTest of every page: runs clean, and the sliders change the data the charts draw."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
+PAGES = ["app.py", "pages/1_Gates_and_cell_state.py", "pages/2_LSTM_equations.py"]
+SMALL = {"seq_len": "20", "hidden_size": "4"}
+
+
+def _array(value):
+    """A trace field from a Plotly JSON spec as numpy (plotly.py ships numpy arrays as base64)."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return data.reshape(shape) if shape is not None else data
+    return np.asarray(value, dtype=object)
+
+
+def charts(at: AppTest) -> list[list[dict]]:
+    """Per chart on the page, per trace, its x / y / z arrays."""
+    out = []
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        out.append([{k: _array(tr[k]) for k in ("x", "y", "z") if k in tr} for tr in spec["data"]])
+    return out
+
+
+def same(a: list[list[dict]], b: list[list[dict]]) -> bool:
+    if len(a) != len(b):
+        return False
+    for chart_a, chart_b in zip(a, b, strict=True):
+        if len(chart_a) != len(chart_b):
+            return False
+        for tr_a, tr_b in zip(chart_a, chart_b, strict=True):
+            if tr_a.keys() != tr_b.keys():
+                return False
+            for key in tr_a:
+                if tr_a[key].shape != tr_b[key].shape or not np.array_equal(tr_a[key], tr_b[key]):
+                    return False
+    return True
+
+
+def run_page(page: str, **params: str) -> AppTest:
+    at = AppTest.from_file(ROOT / page, default_timeout=60)
+    for key, value in {**SMALL, **params}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_runs_and_sliders_change_the_charts(page):
+    at = run_page(page)
+    before = charts(at)
+    assert before, "the page shows no chart"
+    at.slider(key="seq_len").set_value(30).run()
+    assert not at.exception
+    longer = charts(at)
+    assert not same(before, longer)
+    at.slider(key="hidden_size").set_value(6).run()
+    assert not at.exception
+    assert not same(longer, charts(at))
+
+
+def test_gradient_flow_chart_has_one_point_per_step_and_metrics():
+    at = run_page("app.py")
+    (flow,) = charts(at)
+    assert len(flow[0]["x"]) == 20
+    assert flow[0]["y"][-1] == pytest.approx(0, abs=1e-5)  # the gradient enters with norm 1
+    assert [m.label for m in at.metric] == ["RNN", "LSTM"]
+    at.toggle(key="flow_gru").set_value(True).run()
+    assert [m.label for m in at.metric] == ["RNN", "LSTM", "GRU"]
+
+
+def test_batch_mode_draws_a_band():
+    (flow,) = charts(run_page("app.py", batch="5"))
+    (single,) = charts(run_page("app.py"))
+    assert len(flow) > len(single)  # two band traces per line
+
+
+def test_url_sets_every_model_control():
+    at = run_page(
+        "app.py",
+        seed="3",
+        input="sine",
+        lstm_init="forget_bias",
+        forget_bias="4.0",
+        rnn_init="orthogonal",
+        rho="0.9",
+        rnn_act="relu",
+        batch="2",
+    )
+    assert at.number_input(key="seed").value == 3
+    assert at.selectbox(key="input").value == "sine"
+    assert at.selectbox(key="lstm_init").value == "forget_bias"
+    assert at.slider(key="forget_bias").value == 4.0
+    assert at.selectbox(key="rnn_init").value == "orthogonal"
+    assert at.slider(key="rho").value == 0.9
+    assert at.radio(key="rnn_act").value == "relu"
+    assert [m.label for m in at.metric] == ["RNN (orthogonal, ρ=0.9, relu)", "LSTM (forget bias 4)"]
+
+
+def test_one_click_chrono_init():
+    at = run_page("app.py")
+    (button,) = [b for b in at.button if "chrono" in b.label]
+    button.click().run()
+    assert at.selectbox(key="lstm_init").value == "chrono"
+    assert at.query_params["lstm_init"] == "chrono"  # and the URL says so
+    assert at.metric[1].label == "LSTM (chrono)"
+
+
+def test_memory_limit_is_an_error_message_not_a_traceback():
+    at = AppTest.from_file(ROOT / "app.py", default_timeout=60)
+    at.query_params.update(seq_len="10000", hidden_size="512", batch="64")
+    at.run()
+    assert not at.exception
+    assert "GiB" in at.error[0].value and "shorten" in at.error[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_bad_input_setting_is_an_error_message():
+    at = AppTest.from_file(ROOT / "app.py", default_timeout=60)
+    at.query_params.update(SMALL, input="adding", input_size="1")
+    at.run()
+    assert not at.exception
+    assert "input_size >= 2" in at.error[0].value
+
+
+def test_gates_page_sorts_units_and_traces_picked_ones():
+    at = run_page("pages/1_Gates_and_cell_state.py")
+    heatmaps = [c for c in charts(at) if "z" in c[0]]
+    assert len(heatmaps) == 6  # input, forget, candidate, output, cell, hidden
+    assert heatmaps[0][0]["z"].shape == (4, 20)
+    at.selectbox(key="gates_sort").set_value("mean forget gate").run()
+    specs = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    (forget,) = [s for s in specs if "forget gate" in s["layout"].get("title", {}).get("text", "")]
+    forget_sorted = _array(forget["data"][0]["z"])
+    assert forget["layout"]["yaxis"]["title"]["text"] == "rank by mean forget gate"
+    means = forget_sorted.mean(axis=1)
+    assert np.all(np.diff(means) <= 1e-6)  # highest mean forget gate on top
+    lines_before = len(charts(at)[6])
+    at.multiselect(key="gates_units").set_value([0, 2]).run()
+    assert len(charts(at)[6]) == lines_before + 2 * 6  # two dotted lines in each of 6 rows
+
+
+def test_gates_page_gru():
+    at = run_page("pages/1_Gates_and_cell_state.py", gates_arch="GRU")
+    heatmaps = [c for c in charts(at) if "z" in c[0]]
+    assert len(heatmaps) == 4  # reset, update, candidate, hidden
+
+
+def test_equations_page_checks_our_cell_against_pytorch():
+    at = run_page("pages/2_LSTM_equations.py")
+    assert "matches torch.nn.LSTM" in at.success[0].value
+    assert float(at.metric[0].value) < 1e-5
+    assert len(at.latex) == 7 + 2  # pre-activations, 6 equations; 2 in the explanation
+    assert any("c = f.sigmoid() * c" in code.value for code in at.code)
+
+
+def test_shortening_the_sequence_keeps_the_step_slider_in_range():
+    at = run_page("pages/2_LSTM_equations.py", seq_len="50", eq_t="40")
+    assert at.slider(key="eq_t").value == 40
+    at.slider(key="seq_len").set_value(20).run()
+    assert not at.exception
+    assert at.slider(key="eq_t").value == 19
+
+
+@pytest.fixture(scope="module")
+def trained_models():
+    """Checkpoints of a two-step Training lab run, as the Training lab leaves them in session state."""
+    from lstm_viz.training import TrainConfig, Trainer
+
+    trainer = Trainer(
+        TrainConfig(task="adding", lag=10, hidden_size=4, archs=("rnn", "lstm"), steps=2, batch_size=4)
+    )
+    trainer.advance(2)
+    return {arch: trainer.checkpoint(arch) for arch in ("rnn", "lstm")}
+
+
+def test_models_trained_in_the_training_lab_can_be_inspected(trained_models):
+    at = AppTest.from_file(ROOT / "app.py", default_timeout=60)
+    at.query_params.update(SMALL)
+    at.session_state["trained_models"] = trained_models
+    at.run()
+    assert [m.label for m in at.metric] == ["RNN", "LSTM"]
+    at.toggle(key="flow_trained").set_value(True).run()
+    assert not at.exception
+    assert all("trained 2 steps" in m.label for m in at.metric)
+    (flow,) = charts(at)
+    assert len(flow[0]["x"]) == 10  # the task's lag, not the sidebar's sequence length
+
+    at = AppTest.from_file(ROOT / "pages/1_Gates_and_cell_state.py", default_timeout=60)
+    at.query_params.update(SMALL)
+    at.session_state["trained_models"] = trained_models
+    at.run()
+    at.toggle(key="gates_trained").set_value(True).run()
+    assert not at.exception
+    heatmaps = [c for c in charts(at) if "z" in c[0]]
+    assert heatmaps[0][0]["z"].shape == (4, 10)
+    at.radio(key="gates_arch").set_value("gru").run()
+    assert "trained no GRU" in at.warning[0].value
+
+
+def test_no_training_no_toggle():
+    at = run_page("app.py")
+    assert not [t for t in at.toggle if t.key == "flow_trained"]
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "3 errors"), ("", "3 skipped")])
+def test_browser_tests_fail_in_ci_and_skip_elsewhere_without_chromium(ci, outcome):
+    env = {**os.environ, "CI": ci, "CHROMIUM_PATH": "/nonexistent/chromium"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests/test_browser.py")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert outcome in run.stdout, run.stdout[-2000:]
+    assert (run.returncode != 0) == (ci == "true")
