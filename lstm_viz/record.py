@@ -131,6 +131,17 @@ def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
 
 
+def _one_thread():
+    """One OpenMP and one BLAS thread for the calling thread, restored on exit.
+
+    record() is a chain of small per-step products: a second thread woken at every
+    step costs more than it saves, and 20 to 300 times more when another process
+    keeps the second core busy (measured on this project's 2-core machine). Its one
+    large product (every pre-activation at once) gained nothing from two threads there.
+    """
+    return threadpool_limits(limits=1, user_api=None)
+
+
 def _sigmoid_grad(a: torch.Tensor) -> torch.Tensor:
     """sigmoid'(a) = sigmoid(a) * sigmoid(-a): no cancellation where the gate saturates."""
     return torch.sigmoid(a) * torch.sigmoid(-a)
@@ -268,10 +279,7 @@ class _Adjoint:
         self.dh[T - 1] = _numpy(grad_output)
         dc_in = np.zeros((B, H), dtype) if self.dc is not None else None
         dc_in, scale = self._renormalise(T - 1, dc_in, np.zeros(B))
-        # One BLAS thread: the per-step products are small, and a second thread that
-        # has to be woken every step costs more than it saves (tenfold on a busy machine).
-        with threadpool_limits(limits=1, user_api="blas"):
-            self._run(dc_in, scale)
+        self._run(dc_in, scale)
 
     def _steps(self, t_end: int, t_start: int, dc_in, terms, t0: int):
         """Steps t_end-1 .. t_start: fills dc[t] and dh[t-1]; returns dc[t_start].
@@ -454,7 +462,7 @@ def record(
             f"over the limit of {max_bytes / 2**30:.2f} GiB: shorten the sequence, shrink the batch or "
             "hidden size, or raise max_bytes"
         )
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         fwd = _Forward(model, x.transpose(0, 1).contiguous())
         if progress is not None:
             progress(_FORWARD_SHARE)

@@ -186,10 +186,12 @@ def test_gate_ranges_and_the_lstm_output_identity(arch):
     )
 
 
-def test_model_mode_and_parameters_are_left_as_they_were():
+def test_model_mode_parameters_and_threads_are_left_as_they_were():
     model = build_model("lstm", 2, 3).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    threads = torch.get_num_threads()
     record(model, make_input("uniform", 1, 5, 2))
+    assert torch.get_num_threads() == threads  # record() runs on one thread, then restores
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
