@@ -1,8 +1,9 @@
 """record() against what a user would otherwise run: a bare nn.LSTM / nn.RNN forward + backward.
 
 Prints, per configuration, the median time of each and their ratio, measured in the
-same process one after the other; then the peak resident memory of the largest case.
-Run: python benchmarks/bench_record.py [--repeats N] [--quick]
+same process one after the other, and after the T = 10,000 cases the peak resident
+memory of the process next to record()'s own estimate.
+Run: python benchmarks/bench_record.py [--repeats N] [--quick] [--threads N]
 """
 
 from __future__ import annotations
@@ -44,8 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="only the T = 1000 configurations")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for the bare run (default: torch's own)"
+    )
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, input_size {INPUT_SIZE}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}; bare run on {torch.get_num_threads()} threads, record() on 1; "
+        f"float32, input_size {INPUT_SIZE}"
+    )
     print(f"{'arch':5} {'T':>6} {'H':>4} {'B':>3} {'bare fwd+bwd':>13} {'record()':>10} {'ratio':>6}")
     for arch, seq_len, hidden, batch in CONFIGS:
         if args.quick and seq_len > 1000:
@@ -67,8 +76,13 @@ def main() -> None:
             f"{arch:5} {seq_len:>6} {hidden:>4} {batch:>3} {t_bare * 1e3:>10.1f} ms {t_rec * 1e3:>7.1f} ms "
             f"{t_rec / t_bare:>5.2f}x"
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of this process: {peak:.0f} MiB")
+        if seq_len == max(c[1] for c in CONFIGS):
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"  peak resident memory of the process so far: {peak:.0f} MiB "
+                f"(estimate_bytes for this record(): "
+                f"{lstm_viz.estimate_bytes(arch, batch, seq_len, hidden, INPUT_SIZE) / 2**20:.0f} MiB)"
+            )
 
 
 if __name__ == "__main__":
