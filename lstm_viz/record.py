@@ -392,9 +392,9 @@ class _Adjoint:
                     rate = spread / max(1, len(block) - 1)
                     block_len = int(np.clip(budget / rate if rate > 0 else largest, smallest, largest))
                 t_end = t_start
+                if self.progress is not None:
+                    self.progress(1.0 - t_end / T)
             self._grad_x(chunk_start, chunk_end, terms[2])
-            if self.progress is not None:
-                self.progress(1.0 - t_end / T)
 
 
 def _as_model(model) -> RecurrentModel:
