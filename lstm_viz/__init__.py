@@ -9,6 +9,8 @@ from .analysis import DecayFit, decay_fit, gate_stats, recurrent_spectral_radii,
 from .inputs import INPUTS, make_input
 from .models import ARCHS, INITS, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
+from .tasks import TASKS, make_batch
+from .training import TrainConfig, Trainer, train
 
 __all__ = [
     "DecayFit",
@@ -26,4 +28,9 @@ __all__ = [
     "estimate_bytes",
     "make_input",
     "record",
+    "TASKS",
+    "make_batch",
+    "TrainConfig",
+    "Trainer",
+    "train",
 ]
