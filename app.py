@@ -15,7 +15,7 @@ st.markdown(
     unsafe_allow_html=True,
 )
 
-settings = ui.settings_sidebar()
+settings = ui.settings_sidebar("flow")
 add_gru = st.toggle("Compare with a GRU", key="flow_gru", bind="query-params")
 archs = ["rnn", "lstm"] + (["gru"] if add_gru else [])
 if ui.trained_toggle("flow_trained"):

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from lstm_viz import INITS, INPUTS, Recording
 from lstm_viz.training import record_trained
@@ -38,55 +39,124 @@ def _rnn_init_changed() -> None:
         st.session_state["rnn_act"] = "relu"  # IRNN (Le et al. 2015) is a relu network
 
 
-def settings_sidebar() -> RunSettings:
-    """Draw the shared model settings in the sidebar; returns them."""
-    bound = {"bind": "query-params"}
+PAGES = (  # Streamlit would name the first page after its file, "app"
+    ("app.py", "Gradient flow", ":material/timeline:"),
+    ("pages/1_Gates_and_cell_state.py", "Gates and cell state", ":material/grid_on:"),
+    ("pages/2_LSTM_equations.py", "LSTM equations", ":material/function:"),
+    ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
+)
+
+
+# The sidebar's model settings, shared by every page: key (= URL parameter) -> (default, allowed).
+# They sync with the URL by hand rather than with bind="query-params": Streamlit drops bound
+# parameters when the user switches pages, and a bound widget then falls back to its default.
+SHARED = {
+    "seq_len": (DEFAULTS.seq_len, SEQ_LEN_RANGE),
+    "hidden_size": (DEFAULTS.hidden_size, HIDDEN_SIZE_RANGE),
+    "batch": (DEFAULTS.batch_size, (1, 64)),
+    "input": (DEFAULTS.input_kind, tuple(INPUTS)),
+    "input_size": (DEFAULTS.input_size, (1, 64)),
+    "seed": (DEFAULTS.seed, (0, 2**31 - 1)),
+    "lstm_init": (DEFAULTS.lstm_init, INITS["lstm"]),
+    "forget_bias": (DEFAULTS.forget_bias, (-3.0, 10.0)),
+    "rnn_init": (DEFAULTS.rnn_init, INITS["rnn"]),
+    "rho": (DEFAULTS.spectral_radius, (0.1, 2.0)),
+    "rnn_act": (DEFAULTS.rnn_nonlinearity, ("tanh", "relu")),
+    "gru_init": (DEFAULTS.gru_init, INITS["gru"]),
+}
+
+
+def _from_url(key: str):
+    """The URL's value for a shared setting, checked and typed; its default when absent or bad."""
+    default, allowed = SHARED[key]
+    raw = st.query_params.get(key)
+    if raw is None:
+        return default
+    if isinstance(default, str):
+        return raw if raw in allowed else default
+    try:
+        value = type(default)(float(raw))
+    except ValueError:
+        return default
+    low, high = allowed
+    return value if low <= value <= high else default
+
+
+_KEPT, _PAGE = "_shared_settings", "_settings_page"  # plain session keys: they outlive widgets
+
+
+def _settings_from_url(page: str) -> None:
+    """Put the shared settings into their widgets' state when a page is entered.
+
+    Priority: the URL (a shared link, or a page link, which carries them), then the values
+    kept from the last page, then the defaults. Streamlit drops widget state when the user
+    switches pages; on reruns within a page the widgets own their values and are left alone.
+    """
+    kept = st.session_state.get(_KEPT, {})
+    entering = st.session_state.get(_PAGE) != page
+    st.session_state[_PAGE] = page
+    for key, (default, _) in SHARED.items():
+        if entering or key not in st.session_state:
+            st.session_state[key] = _from_url(key) if key in st.query_params else kept.get(key, default)
+
+
+def _settings_to_url() -> None:
+    """Keep the shared settings for the next page and write them into the URL (defaults left out)."""
+    st.session_state[_KEPT] = {key: st.session_state[key] for key in SHARED}
+    for key, (default, _) in SHARED.items():
+        value = st.session_state[key]
+        if value == default:
+            st.query_params.pop(key, None)
+        else:
+            st.query_params[key] = str(value)
+
+
+def nav() -> None:
+    """The page links at the top of the sidebar (the automatic list is off in .streamlit/config.toml).
+
+    Each link carries the shared settings, so the next page shows the same models.
+    """
+    kept = st.session_state.get(_KEPT, {})
+    current = {k: st.session_state.get(k, kept.get(k, default)) for k, (default, _) in SHARED.items()}
+    shared = {k: str(v) for k, v in current.items() if v != SHARED[k][0]}
+    for path, label, icon in PAGES:
+        try:
+            st.sidebar.page_link(path, label=label, icon=icon, query_params=shared)
+        except StreamlitPageNotFoundError:
+            # AppTest runs one page file on its own, with no other pages to link to; a served
+            # app always has them (tests/test_browser.py follows these links).
+            return
+    st.sidebar.divider()
+
+
+def settings_sidebar(page: str) -> RunSettings:
+    """Draw the page links and the shared model settings in the sidebar; returns the settings.
+
+    page names the calling page (any string unique to it).
+    """
+    _settings_from_url(page)
+    nav()
     sb = st.sidebar
     sb.header("Run")
-    seq_len = sb.slider(
-        "Sequence length",
-        *SEQ_LEN_RANGE,
-        DEFAULTS.seq_len,
-        step=10,
-        key="seq_len",
-        **bound,
-        help="Steps T in the input sequence.",
-    )
-    hidden_size = sb.slider(
-        "Hidden size",
-        *HIDDEN_SIZE_RANGE,
-        DEFAULTS.hidden_size,
-        key="hidden_size",
-        **bound,
-        help="Units H in each model's state.",
-    )
-    batch_size = sb.slider(
-        "Batch of sequences",
-        1,
-        64,
-        DEFAULTS.batch_size,
-        key="batch",
-        **bound,
-        help="With more than one sequence, lines are medians with the interquartile band.",
-    )
-    input_kind = sb.selectbox(
-        "Input", list(INPUTS), index=list(INPUTS).index(DEFAULTS.input_kind), key="input", **bound
-    )
+    seq_len = sb.slider("Sequence length", *SEQ_LEN_RANGE, step=10, key="seq_len",
+                        help="Steps T in the input sequence.")  # fmt: skip
+    hidden_size = sb.slider("Hidden size", *HIDDEN_SIZE_RANGE, key="hidden_size",
+                            help="Units H in each model's state.")  # fmt: skip
+    batch_size = sb.slider("Batch of sequences", *SHARED["batch"][1], key="batch",
+                           help="More than one: lines are medians with the interquartile band.")  # fmt: skip
+    input_kind = sb.selectbox("Input", SHARED["input"][1], key="input")
     c1, c2 = sb.columns(2)
-    input_size = c1.number_input("Input features", 1, 64, DEFAULTS.input_size, key="input_size", **bound)
-    seed = c2.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="seed", **bound)
+    input_size = c1.number_input("Input features", *SHARED["input_size"][1], key="input_size")
+    seed = c2.number_input("Seed", *SHARED["seed"][1], key="seed")
 
     sb.header("LSTM")
-    lstm_init = sb.selectbox("LSTM init", INITS["lstm"], key="lstm_init", help=INIT_HELP, **bound)
+    lstm_init = sb.selectbox("LSTM init", INITS["lstm"], key="lstm_init", help=INIT_HELP)
     forget_bias = sb.slider(
         "Forget-gate bias (effective)",
-        -3.0,
-        10.0,
-        DEFAULTS.forget_bias,
+        *SHARED["forget_bias"][1],
         step=0.5,
         key="forget_bias",
         disabled=lstm_init != "forget_bias",
-        **bound,
         help="b_if + b_hf. PyTorch adds both biases, so 1 in each means 2.",
     )
     sb.button(
@@ -98,23 +168,21 @@ def settings_sidebar() -> RunSettings:
 
     sb.header("RNN")
     rnn_init = sb.selectbox(
-        "RNN init", INITS["rnn"], key="rnn_init", help=INIT_HELP, on_change=_rnn_init_changed, **bound
+        "RNN init", INITS["rnn"], key="rnn_init", help=INIT_HELP, on_change=_rnn_init_changed
     )
     spectral_radius = sb.slider(
         "Spectral radius ρ of W_hh",
-        0.1,
-        2.0,
-        DEFAULTS.spectral_radius,
+        *SHARED["rho"][1],
         step=0.05,
         key="rho",
         disabled=rnn_init == "default",
-        **bound,
         help="Used by the orthogonal and identity inits; above 1 gradients explode.",
     )
-    nonlinearity = sb.radio("RNN activation", ("tanh", "relu"), horizontal=True, key="rnn_act", **bound)
+    nonlinearity = sb.radio("RNN activation", ("tanh", "relu"), horizontal=True, key="rnn_act")
 
     sb.header("GRU")
-    gru_init = sb.selectbox("GRU init", INITS["gru"], key="gru_init", help=INIT_HELP, **bound)
+    gru_init = sb.selectbox("GRU init", INITS["gru"], key="gru_init", help=INIT_HELP)
+    _settings_to_url()
     return RunSettings(
         seq_len=int(seq_len),
         hidden_size=int(hidden_size),

@@ -15,7 +15,7 @@ st.markdown(
     "so the page stays fast (the chart says when)."
 )
 
-settings = ui.settings_sidebar()
+settings = ui.settings_sidebar("gates")
 c1, c2, c3, c4 = st.columns([1, 2, 1, 3])
 arch = c1.radio(
     "Model", ("lstm", "gru"), format_func=str.upper, horizontal=True, key="gates_arch", bind="query-params"

@@ -10,7 +10,7 @@ from lstm_viz import figures, views
 st.set_page_config(page_title="LSTM equations · lstm-viz", page_icon=":material/function:", layout="wide")
 st.title("The LSTM, equation by equation")
 
-settings = ui.settings_sidebar()
+settings = ui.settings_sidebar("equations")
 
 
 @st.cache_data(max_entries=16, show_spinner="Stepping the cell by hand and running torch.nn.LSTM...")

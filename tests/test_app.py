@@ -220,7 +220,7 @@ def test_no_training_no_toggle():
     assert not [t for t in at.toggle if t.key == "flow_trained"]
 
 
-@pytest.mark.parametrize(("ci", "outcome"), [("true", "3 errors"), ("", "3 skipped")])
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "4 errors"), ("", "4 skipped")])
 def test_browser_tests_fail_in_ci_and_skip_elsewhere_without_chromium(ci, outcome):
     env = {**os.environ, "CI": ci, "CHROMIUM_PATH": "/nonexistent/chromium"}
     run = subprocess.run(

@@ -6,6 +6,7 @@ tests skip, except under CI=true, where they fail.
 """
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -59,3 +60,19 @@ def test_page_renders_and_slider_redraws_the_chart(
     page.wait_for_function(ALL_CHARTS_DRAWN)  # charts below the fold draw only once in view
     page.wait_for_timeout(800)  # let Plotly finish its resize before the picture
     page.screenshot(path=screenshot_dir / f"{name}.png", full_page=True)
+
+
+def test_sidebar_links_name_every_page_and_keep_the_settings(app_url, page, wait_idle):
+    page.goto(f"{app_url}/{QUERY}")
+    page.get_by_role("heading", name="Gradient flow: RNN vs LSTM").wait_for()
+    wait_idle(page)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    for label in ("Gradient flow", "Gates and cell state", "LSTM equations", "Training lab"):
+        expect(sidebar.get_by_role("link", name=label)).to_have_count(1)
+    expect(sidebar.get_by_role("link", name="app", exact=True)).to_have_count(0)  # not named after its file
+    sidebar.get_by_role("link", name="Gates and cell state").click()
+    page.get_by_role("heading", name="Gates and cell state").wait_for()
+    wait_idle(page)
+    assert page.get_by_role("slider", name="Sequence length").input_value() == "100"
+    assert "seq_len=100" in page.url and "hidden_size=16" in page.url  # a link from here shares it
+    assert not page.locator("[data-testid=stException]").count()
