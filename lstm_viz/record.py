@@ -154,21 +154,22 @@ def _sigmoid_grad(a: torch.Tensor) -> torch.Tensor:
 
 
 def _tanh_grad(a: torch.Tensor) -> torch.Tensor:
-    """tanh'(a) = 4 sigmoid(2a) sigmoid(-2a): stays > 0 where 1 - tanh(a)^2 rounds to 0."""
-    return 4 * torch.sigmoid(2 * a) * torch.sigmoid(-2 * a)
+    """tanh'(a) = cosh(a)^-2: stays > 0 where 1 - tanh(a)^2 rounds to 0 (|a| > 9 in float32)."""
+    return torch.cosh(a).pow_(-2)
 
 
 def _log10_norm(v: np.ndarray) -> np.ndarray:
-    """float64 log10 of the 2-norm over the last axis, scaled by the largest entry first.
+    """float64 log10 of the 2-norm over the last axis, without underflow.
 
-    A plain norm squares its entries, so it returns 0 for float32 vectors near 1e-20;
-    dividing by the peak first keeps every nonzero vector's norm finite.
+    A plain norm squares its entries, so it returns 0 for float32 vectors near 1e-20:
+    float32 is widened to float64 first, float64 divided by its largest entry first.
     """
-    peak = np.abs(v).max(axis=-1, keepdims=True)
-    safe = np.where(peak > 0, peak, 1)
-    unit_norm = np.linalg.norm(v / safe, axis=-1).astype(np.float64)
     with np.errstate(divide="ignore"):  # an exactly zero gradient is -inf, as it should be
-        return np.log10(safe[..., 0], dtype=np.float64) + np.log10(unit_norm)
+        if v.dtype == np.float32:  # squares of float32 numbers cannot leave float64's range
+            return np.log10(np.linalg.norm(v.astype(np.float64), axis=-1))
+        peak = np.abs(v).max(axis=-1, keepdims=True)
+        safe = np.where(peak > 0, peak, 1)
+        return np.log10(safe[..., 0]) + np.log10(np.linalg.norm(v / safe, axis=-1))
 
 
 class _Forward:
@@ -245,9 +246,10 @@ def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t (a numpy loop: cheaper calls)."""
     f_np, update_np = _numpy(f), _numpy(update)
     cell = np.zeros((len(update_np) + 1, *update_np.shape[1:]), update_np.dtype)
-    for t in range(len(update_np)):
-        np.multiply(f_np[t], cell[t], out=cell[t + 1])
-        cell[t + 1] += update_np[t]
+    rows, forget, updates = list(cell), list(f_np), list(update_np)  # views made once, not per step
+    for t in range(len(updates)):
+        np.multiply(forget[t], rows[t], out=rows[t + 1])
+        rows[t + 1] += updates[t]
     return torch.from_numpy(cell).to(update.device)
 
 
