@@ -34,7 +34,7 @@ GATE_NAMES = {
 # Bytes per (sample, step, unit) held at once during record(), in units of the
 # model's float size: pre-activations, activations, derivative terms, adjoints
 # and the numpy copies handed back (measured peak, rounded up).
-_FLOATS_PER_CELL = {"rnn": 12, "lstm": 30, "gru": 26}
+_FLOATS_PER_CELL = {"rnn": 14, "lstm": 30, "gru": 26}
 
 
 @dataclass(frozen=True, eq=False)

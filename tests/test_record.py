@@ -234,16 +234,18 @@ def test_memory_estimate_refuses_a_run_over_the_limit_and_says_how_much():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_memory_estimate_covers_what_a_run_really_holds(arch):
+    # VmHWM (Linux) is the peak resident size of the child's own image; ru_maxrss would
+    # start from pytest's peak and hide the run's memory.
     code = (
-        "import resource, torch, lstm_viz as lv\n"
+        "import torch, lstm_viz as lv\n"
+        "def peak(): return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024\n"
         f"m = lv.build_model('{arch}', 4, 256); x = torch.randn(4, 1000, 4)\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = peak()\n"
         "rec = lv.record(m, x)\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        f"print((peak - base) * 1024, lv.estimate_bytes('{arch}', 4, 1000, 256, 4))\n"
+        f"print(peak() - before, lv.estimate_bytes('{arch}', 4, 1000, 256, 4))\n"
     )
     used, estimate = map(int, subprocess.check_output([sys.executable, "-c", code], text=True).split())
-    assert used <= estimate
+    assert 0.3 * estimate < used <= estimate  # the measurement sees the run, and the estimate covers it
 
 
 @pytest.mark.parametrize(
