@@ -35,6 +35,14 @@ SHOTS = [  # (file name, path and query, heading)
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 ALL_CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
     .every(chart => chart.querySelector('.main-svg'))"""
+NO_PLACEHOLDERS = "() => !document.querySelector('[data-testid=stSkeleton]')"
+
+
+def settle(page) -> None:
+    """Wait until the script run is over and every element has replaced its placeholder."""
+    page.wait_for_timeout(500)
+    page.wait_for_selector(IDLE, timeout=120_000)
+    page.wait_for_function(NO_PLACEHOLDERS, timeout=120_000)
 
 
 def main() -> None:
@@ -63,15 +71,16 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(f"{base}/{path}")
                 page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
-                page.wait_for_selector(IDLE, timeout=60_000)
+                settle(page)
                 if name == "training":
                     page.get_by_role("button", name="Start").click()
                     page.get_by_role("slider", name="Training step shown").wait_for(timeout=300_000)
-                    page.wait_for_selector(IDLE, timeout=60_000)
+                    settle(page)
                 height = page.evaluate(
                     "() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight"
                 )
                 page.set_viewport_size({"width": 1400, "height": min(height + 150, 8000)})
+                settle(page)
                 page.wait_for_function(ALL_CHARTS_DRAWN, timeout=60_000)
                 page.wait_for_timeout(1000)  # Plotly's resize
                 page.screenshot(path=args.out / f"{name}.png", full_page=True)
