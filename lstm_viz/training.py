@@ -27,13 +27,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .analysis import KEEP_GATE  # the gate that decides how much of the past survives
 from .models import ARCHS, INITS, RecurrentModel, build_model
 from .record import Recording, record
 from .tasks import check_lag, get_task, make_batch
 
 # Effective forget bias 1 (Gers et al. 2000; Jozefowicz et al. 2015): the LSTM starts out remembering.
 DEFAULT_INITS = {"rnn": "default", "lstm": "forget_bias", "gru": "default"}
-KEEP_GATE = {"lstm": "forget", "gru": "update"}  # the gate that decides how much of the past survives
 GATE_BINS = np.linspace(0.0, 1.0, 41)  # edges of the keep-gate histograms
 
 

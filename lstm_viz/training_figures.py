@@ -22,6 +22,13 @@ KEEP_GATE_TITLES = {"forget": "forget gate f_t", "update": "update gate z_t"}
 MAX_HEATMAP_STEPS = 400  # timesteps (columns) per heatmap
 
 
+def _reference_line(fig: go.Figure, y: float, text: str) -> None:
+    """A dashed grey horizontal line with its label at the right."""
+    fig.add_hline(
+        y=y, line=dict(color="gray", dash="dash"), annotation_text=text, annotation_position="top right"
+    )
+
+
 def _legend(fig: go.Figure, height: int) -> go.Figure:
     fig.update_layout(
         legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0),
@@ -82,12 +89,7 @@ def loss_figure(results: Mapping[str, TrainingResult], *, max_points: int = 500)
             )
         )
     if baseline is not None:
-        fig.add_hline(
-            y=baseline,
-            line=dict(color="gray", dash="dash"),
-            annotation_text=f"memoryless baseline {baseline:.3g}",
-            annotation_position="top right",
-        )
+        _reference_line(fig, baseline, f"memoryless baseline {baseline:.3g}")
     fig.update_layout(
         xaxis_title="training step", yaxis_title=LOSS_TITLES[loss_kind], yaxis_type="log", yaxis_dtick=1
     )
@@ -291,12 +293,7 @@ def grad_norm_figure(
                 )
             )
     if clip is not None:
-        fig.add_hline(
-            y=clip,
-            line=dict(color="gray", dash="dash"),
-            annotation_text=f"clip at {clip:g}",
-            annotation_position="top right",
-        )
+        _reference_line(fig, clip, f"clip at {clip:g}")
     fig.update_layout(
         xaxis_title="training step",
         yaxis_title="global gradient norm ‖∇θ L‖",
