@@ -1,10 +1,10 @@
 """record(model, x): one forward and one backward pass, every timestep's internals kept.
 
-The forward pass runs PyTorch's fused module; the gates are then recomputed for
-all steps at once from (x_t, h_{t-1}). The backward pass is a hand-written
-recursion over t that renormalises the adjoint (dL/dh_t, dL/dc_t) at every step
-and keeps the scale in log space, so log10 ||dL/dh_t|| stays exact where the
-gradient itself is far below the smallest float (1e-3000 at T = 10,000).
+This module owns the Recording, the checks on what comes in and the memory
+estimate; the passes themselves live in passes.py. The backward pass
+renormalises the adjoint (dL/dh_t, dL/dc_t) block by block and keeps the scale
+in log space, so log10 ||dL/dh_t|| stays exact where the gradient itself is far
+below the smallest float (1e-3000 at T = 10,000).
 
 The default loss (when grad_output is None) is L = sum_b u . h_{b,T-1} with
 u = (1, ..., 1) / sqrt(H): every sample's gradient enters the last step with
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import ThreadpoolController
 
 from .models import RecurrentModel
+from .passes import Adjoint, Forward, log10_norm, one_thread, to_numpy
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _FORWARD_SHARE = 0.45  # of record()'s time, for progress reports
@@ -127,278 +127,6 @@ def estimate_bytes(
     return int(cells * itemsize + 8 * 8 * batch_size * seq_len)
 
 
-def _numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
-
-
-_CONTROLLER: ThreadpoolController | None = None
-
-
-def _one_thread():
-    """One OpenMP and one BLAS thread for the calling thread, restored on exit.
-
-    record() is a chain of small per-step products: a second thread woken at every
-    step costs more than it saves, and 20 to 300 times more when another process
-    keeps the second core busy (measured on this project's 2-core machine). Its one
-    large product (every pre-activation at once) gained nothing from two threads there.
-    """
-    global _CONTROLLER
-    if _CONTROLLER is None:  # finding the thread pools reads /proc: once per process
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
-
-
-def _sigmoid_grad(a: torch.Tensor) -> torch.Tensor:
-    """sigmoid'(a) = sigmoid(a) * sigmoid(-a): no cancellation where the gate saturates."""
-    return torch.sigmoid(a) * torch.sigmoid(-a)
-
-
-def _tanh_grad(a: torch.Tensor) -> torch.Tensor:
-    """tanh'(a) = cosh(a)^-2: stays > 0 where 1 - tanh(a)^2 rounds to 0 (|a| > 9 in float32)."""
-    return torch.cosh(a).pow_(-2)
-
-
-def _log10_norm(v: np.ndarray) -> np.ndarray:
-    """float64 log10 of the 2-norm over the last axis, without underflow.
-
-    A plain norm squares its entries, so it returns 0 for float32 vectors near 1e-20:
-    float32 is widened to float64 first, float64 divided by its largest entry first.
-    """
-    with np.errstate(divide="ignore"):  # an exactly zero gradient is -inf, as it should be
-        if v.dtype == np.float32:  # squares of float32 numbers cannot leave float64's range
-            return np.log10(np.linalg.norm(v.astype(np.float64), axis=-1))
-        peak = np.abs(v).max(axis=-1, keepdims=True)
-        safe = np.where(peak > 0, peak, 1)
-        return np.log10(safe[..., 0]) + np.log10(np.linalg.norm(v / safe, axis=-1))
-
-
-class _Forward:
-    """The forward pass, time-major (T, B, .), and the backward factors of any block of steps.
-
-    PyTorch's fused module gives every h_t; the pre-activations of all steps then
-    come from one matrix product on (x_t, h_{t-1}). The factors the backward pass
-    needs (gate derivatives times their partners) are made per block of steps in
-    `terms`, while they are in cache, instead of as (T, B, 4H) arrays.
-    """
-
-    def __init__(self, model: RecurrentModel, x: torch.Tensor):
-        T, B, _ = x.shape
-        H = self.H = model.hidden_size
-        self.arch = model.arch
-        self.nonlinearity = getattr(model, "nonlinearity", "tanh")
-        w_ih, w_hh = model.weight_ih_l0.detach(), model.weight_hh_l0.detach()
-        self.hidden, _ = model.fused(batch_first=False)(x)
-        self.h_prev = torch.cat([self.hidden.new_zeros(1, B, H), self.hidden[:-1]])
-        self.cell = None
-        self.gates: dict[str, torch.Tensor] = {}
-        b_ih, b_hh = model.bias_ih_l0.detach(), model.bias_hh_l0.detach()
-        if self.arch == "gru":  # keep W_hn h + b_hn apart: the reset gate multiplies it
-            pre = torch.addmm(b_ih, x.reshape(T * B, -1), w_ih.T).view(T, B, -1)
-            from_h = torch.addmm(b_hh, self.h_prev.reshape(T * B, H), w_hh.T).view(T, B, -1)
-            x_r, x_z, x_n = pre.chunk(3, dim=-1)
-            h_r, h_z, self.h_n = from_h.chunk(3, dim=-1)
-            self.a_r, self.a_z = x_r + h_r, x_z + h_z
-            r, z = self.a_r.sigmoid(), self.a_z.sigmoid()
-            self.a_n = torch.addcmul(x_n, r, self.h_n)
-            self.gates = {"reset": r, "update": z, "candidate": self.a_n.tanh()}
-            return
-        pre = torch.addmm(b_ih + b_hh, self.h_prev.reshape(T * B, H), w_hh.T)
-        self.pre = pre.addmm_(x.reshape(T * B, -1), w_ih.T).view(T, B, -1)
-        if self.arch == "lstm":  # activations in place of the pre-activations
-            g = self.pre[..., 2 * H : 3 * H].tanh()
-            act = self.pre.sigmoid_()
-            act[..., 2 * H : 3 * H] = g
-            i, f, g, o = act.chunk(4, dim=-1)
-            self.gates = {"input": i, "forget": f, "candidate": g, "output": o}
-            self.cell = _cell_states(f, i * g)  # (T + 1, B, H), c_{-1} = 0 first
-
-    def terms(self, t0: int, t1: int):
-        """Backward factors for steps t0..t1-1: (carry, mix, mix_x), each (t1 - t0, B, .).
-
-        mix scales the adjoint, laid out per gate block, into dL/d(pre-activation)
-        before W_hh; mix_x the same before W_ih (it differs for the GRU alone);
-        carry is the LSTM's dh_t -> dc_t factor and the GRU's dh_t -> dh_{t-1}.
-        """
-        if self.arch == "rnn":
-            pre = self.pre[t0:t1]
-            slope = _tanh_grad(pre) if self.nonlinearity == "tanh" else (pre > 0).to(pre.dtype)
-            return None, slope, slope
-        if self.arch == "lstm":
-            act = self.pre[t0:t1]
-            i, f, g, o = act.chunk(4, dim=-1)
-            c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
-            tanh_c = c.tanh()
-            mix = act * (1 - act)  # sigmoid' = s (1 - s) ...
-            blocks = mix.view(*mix.shape[:2], 4, self.H)
-            torch.mul(g, g, out=blocks[:, :, 2]).neg_().add_(1)  # ... and tanh' = 1 - g^2 for g
-            for k, partner in enumerate((g, c_prev, i, tanh_c)):  # d pre / d c_t per gate
-                blocks[:, :, k] *= partner
-            return o * _tanh_grad(c), mix, mix
-        a_r, a_z, a_n = self.a_r[t0:t1], self.a_z[t0:t1], self.a_n[t0:t1]
-        r, z, n = (self.gates[k][t0:t1] for k in ("reset", "update", "candidate"))
-        dn = torch.sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n), no cancellation
-        dr = dn * self.h_n[t0:t1] * _sigmoid_grad(a_r)
-        dz = (self.h_prev[t0:t1] - n) * _sigmoid_grad(a_z)
-        return z, torch.cat([dr, dz, dn * r], -1), torch.cat([dr, dz, dn], -1)
-
-
-def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t (a numpy loop: cheaper calls)."""
-    f_np, update_np = _numpy(f), _numpy(update)
-    cell = np.zeros((len(update_np) + 1, *update_np.shape[1:]), update_np.dtype)
-    rows, forget, updates = list(cell), list(f_np), list(update_np)  # views made once, not per step
-    for t in range(len(updates)):
-        np.multiply(forget[t], rows[t], out=rows[t + 1])
-        rows[t + 1] += updates[t]
-    return torch.from_numpy(cell).to(update.device)
-
-
-# The adjoint is renormalised at the end of every block of steps. Each block is
-# as long as the last one's rate of change allows within _BUDGET decades; one
-# whose values still leave [low, high] relative to its start is redone a step at
-# a time, renormalising at each, so a gradient that falls 30 decades in one step
-# is carried exactly too.
-_BLOCK_RANGE = (4, 256)
-_CHUNK_CELLS = 2**17  # backward factors (step x sample x gate unit) made at once: 512 KB, in cache
-_BOUNDS = {np.dtype(np.float32): (1e-25, 1e25), np.dtype(np.float64): (1e-250, 1e250)}
-_BUDGET = {np.dtype(np.float32): 12.0, np.dtype(np.float64): 120.0}
-
-
-class _Adjoint:
-    """Backward recursion over t for dL/dh_t (and dL/dc_t), kept scaled, and dL/dx_t.
-
-    The true adjoint at step t is dh[t] * 10 ** scale[t] (dc and grad_x likewise);
-    dh, dc are (T, B, H), grad_x (T, B, I), scale (T, B) float64. The recursion runs
-    in numpy: its per-step calls cost a third of torch's at these sizes.
-    """
-
-    def __init__(self, model: RecurrentModel, fwd: _Forward, grad_output: torch.Tensor, progress=None):
-        self.arch, self.fwd, self.progress = model.arch, fwd, progress
-        self.w_hh, self.w_ih = _numpy(model.weight_hh_l0), _numpy(model.weight_ih_l0)
-        T, B, H = fwd.hidden.shape
-        dtype = self.w_hh.dtype
-        self.gate_count = self.w_hh.shape[0] // H
-        self.dh = np.empty((T, B, H), dtype)
-        self.dc = np.empty((T, B, H), dtype) if self.arch == "lstm" else None
-        self.grad_x = np.empty((T, B, model.input_size), dtype)
-        self.scale = np.empty((T, B))
-        self.forget = _numpy(fwd.gates.get("forget"))
-        self.forget_rows = None if self.forget is None else list(self.forget)
-        self.mixed = np.empty((B, self.gate_count, H), dtype)  # per-step workspace
-        self.spare = np.empty((B, H), dtype)
-        self.dh_rows = list(self.dh)
-        self.dc_rows = None if self.dc is None else list(self.dc)
-        self.dh[T - 1] = _numpy(grad_output)
-        dc_in = np.zeros((B, H), dtype) if self.dc is not None else None
-        dc_in, scale = self._renormalise(T - 1, dc_in, np.zeros(B))
-        self._run(dc_in, scale)
-
-    def _steps(self, t_end: int, t_start: int, dc_in, terms, t0: int):
-        """Steps t_end-1 .. t_start: fills dc[t] and dh[t-1]; returns dc[t_start].
-
-        terms come from fwd.terms(t0, ...): row t - t0 belongs to step t.
-        """
-        carry, mix, _ = terms
-        dh, w_hh, mixed, spare = self.dh, self.w_hh, self.mixed, self.spare
-        flat = mixed.reshape(mixed.shape[0], -1)
-        mix = mix.reshape(*mix.shape[:2], self.gate_count, -1)  # (K, B, G, H): per gate block
-        last = len(dh) - 1
-        if self.arch == "lstm":
-            # per-step views made in one go: indexing inside the loop costs as much as the arithmetic
-            mul, dh_rows, dc_rows = np.multiply, self.dh_rows, self.dc_rows
-            mixed_dc, mixed_dh = mixed[:, :3], mixed[:, 3]
-            carry_rows, mix_dc, mix_dh = list(carry), list(mix[:, :, :3]), list(mix[:, :, 3])
-            for t in range(t_end - 1, t_start - 1, -1):
-                k, dh_t, dc_t = t - t0, dh_rows[t], dc_rows[t]
-                mul(dh_t, carry_rows[k], out=dc_t)
-                if t < last:
-                    dc_t += mul(dc_in, self.forget_rows[t + 1], out=spare)
-                dc_in = dc_t
-                if t:  # dL/d(pre-activation) = (dc, dc, dc, dh) * mix, gate blocks i f g o
-                    mul(mix_dc[k], dc_t[:, None], out=mixed_dc)
-                    mul(mix_dh[k], dh_t, out=mixed_dh)
-                    np.dot(flat, w_hh, out=dh_rows[t - 1])
-        elif self.arch == "rnn":
-            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
-                np.dot(np.multiply(dh[t], mix[t - t0, :, 0], out=spare), w_hh, out=dh[t - 1])
-        else:
-            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
-                k, dh_t = t - t0, dh[t]
-                np.multiply(mix[k], dh_t[:, None], out=mixed)
-                np.dot(flat, w_hh, out=dh[t - 1])
-                dh[t - 1] += np.multiply(dh_t, carry[k], out=spare)
-        return dc_in
-
-    def _peak(self, t_end: int, t_start: int) -> np.ndarray:
-        peak = np.abs(self.dh[t_start:t_end]).max(axis=-1)
-        if self.dc is not None:
-            peak = np.maximum(peak, np.abs(self.dc[t_start:t_end]).max(axis=-1))
-        return peak
-
-    def _renormalise(self, t: int, dc_in, scale):
-        """Divide (dh[t], dc_in) by their joint per-sample peak; returns (dc_in, scale)."""
-        peak = np.abs(self.dh[t]).max(axis=-1)
-        if dc_in is not None:
-            peak = np.maximum(peak, np.abs(dc_in).max(axis=-1))
-        peak = np.where(peak > 0, peak, 1)[:, None]
-        self.dh[t] /= peak
-        if dc_in is not None:
-            dc_in = dc_in / peak
-        return dc_in, scale + np.log10(peak[:, 0], dtype=np.float64)
-
-    def _grad_x(self, t0: int, t1: int, mix_x: np.ndarray) -> None:
-        """dL/dx_t for steps t0..t1-1 (at their own scale): one product with W_ih."""
-        K, B, H = self.dh[t0:t1].shape
-        grad_pre = mix_x.reshape(K, B, -1, H)
-        if self.dc is not None:
-            grad_pre[:, :, :3] *= self.dc[t0:t1, :, None]
-            grad_pre[:, :, 3] *= self.dh[t0:t1]
-        else:
-            grad_pre *= self.dh[t0:t1, :, None]
-        np.matmul(grad_pre.reshape(K, B, -1), self.w_ih, out=self.grad_x[t0:t1])
-
-    def _run(self, dc_in, scale) -> None:
-        """Chunks of steps (their factors fit in cache) from the end, blocks of steps within."""
-        low, high = _BOUNDS[self.dh.dtype]
-        budget = _BUDGET[self.dh.dtype]
-        T, B, H = self.dh.shape
-        cells_per_step = B * H * self.gate_count
-        smallest, largest = _BLOCK_RANGE
-        chunk_len = max(smallest, _CHUNK_CELLS // cells_per_step)
-        block_len = smallest
-        t_end = T
-        while t_end > 0:
-            chunk_start = max(0, t_end - chunk_len)
-            terms = [_numpy(term) for term in self.fwd.terms(chunk_start, t_end)]
-            chunk_end = t_end
-            while t_end > chunk_start:
-                t_start = max(chunk_start, t_end - block_len)
-                alive = self._peak(t_end, t_end - 1)[0] > 0
-                if dc_in is not None:
-                    alive |= np.abs(dc_in).max(axis=-1) > 0
-                dc_out = self._steps(t_end, t_start, dc_in, terms, chunk_start)
-                block = self._peak(t_end, max(0, t_start - 1))
-                if (~np.isfinite(block) | (block > high) | ((block < low) & alive)).any():
-                    for t in range(t_end - 1, t_start - 1, -1):  # redo, renormalising at every step
-                        self.scale[t] = scale
-                        dc_in = self._steps(t + 1, t, dc_in, terms, chunk_start)
-                        if t:
-                            dc_in, scale = self._renormalise(t - 1, dc_in, scale)
-                    block_len = smallest
-                else:
-                    self.scale[t_start:t_end] = scale
-                    if t_start:
-                        dc_in, scale = self._renormalise(t_start - 1, dc_out, scale)
-                    with np.errstate(divide="ignore"):
-                        spread = np.abs(np.log10(block[:, alive])).max(initial=0.0)  # decades moved
-                    rate = spread / max(1, len(block) - 1)
-                    block_len = int(np.clip(budget / rate if rate > 0 else largest, smallest, largest))
-                t_end = t_start
-                if self.progress is not None:
-                    self.progress(1.0 - t_end / T)
-            self._grad_x(chunk_start, chunk_end, terms[2])
-
-
 def _as_model(model) -> RecurrentModel:
     """Accept our models, or a one-layer unidirectional torch.nn.RNN/LSTM/GRU with biases."""
     if isinstance(model, RecurrentModel):
@@ -483,29 +211,29 @@ def record(
             f"over the limit of {max_bytes / 2**30:.2f} GiB: shorten the sequence, shrink the batch or "
             "hidden size, or raise max_bytes"
         )
-    with torch.no_grad(), _one_thread():
-        fwd = _Forward(model, x.transpose(0, 1).contiguous())
+    with torch.no_grad(), one_thread():
+        fwd = Forward(model, x.transpose(0, 1).contiguous())
         if progress is not None:
             progress(_FORWARD_SHARE)
         backward_progress = (
             None if progress is None else (lambda f: progress(_FORWARD_SHARE + (1 - _FORWARD_SHARE) * f))
         )
-        adjoint = _Adjoint(model, fwd, grad_output, backward_progress)
+        adjoint = Adjoint(model, fwd, grad_output, backward_progress)
         dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
         grad_x = adjoint.grad_x
 
         def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous
-            return None if a is None else np.ascontiguousarray(np.swapaxes(_numpy(a), 0, 1))
+            return None if a is None else np.ascontiguousarray(np.swapaxes(to_numpy(a), 0, 1))
 
         return Recording(
             arch=model.arch,
-            log10_grad_h=batch_major(_log10_norm(dh) + scale),
-            log10_grad_c=batch_major(_log10_norm(dc) + scale) if dc is not None else None,
-            log10_grad_x=batch_major(_log10_norm(grad_x) + scale),
+            log10_grad_h=batch_major(log10_norm(dh) + scale),
+            log10_grad_c=batch_major(log10_norm(dc) + scale) if dc is not None else None,
+            log10_grad_x=batch_major(log10_norm(grad_x) + scale),
             hidden=batch_major(fwd.hidden),
             cell=batch_major(None if fwd.cell is None else fwd.cell[1:]),
             gates={name: batch_major(g) for name, g in fwd.gates.items()},
-            weight_hh=_numpy(model.weight_hh_l0).copy(),
+            weight_hh=to_numpy(model.weight_hh_l0).copy(),
             nonlinearity=getattr(model, "nonlinearity", "tanh"),
             label=label,
             meta=dict(meta or {}),
