@@ -1,7 +1,7 @@
 """The forward and backward passes behind record(), time-major (T, B, .).
 
 Forward runs PyTorch's fused module for every h_t and recomputes every gate at
-once from (x_t, h_{t-1}); Adjoint steps dL/dh_t (and dL/dc_t) backwards in numpy,
+once from (x_t, h_{t-1}); Adjoint steps dL/dh_t (and dL/dc_t) backwards (kernels.py),
 renormalising per block and keeping the scale in log space, so no value underflows.
 """
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
+from . import kernels
 from .models import RecurrentModel
 
 
@@ -156,7 +157,7 @@ class Adjoint:
 
     The true adjoint at step t is dh[t] * 10 ** scale[t] (dc and grad_x likewise);
     dh, dc are (T, B, H), grad_x (T, B, I), scale (T, B) float64. The recursion runs
-    in numpy: its per-step calls cost a third of torch's at these sizes.
+    in numpy, its per-step loops compiled by numba (kernels.py).
     """
 
     def __init__(self, model: RecurrentModel, fwd: Forward, grad_output: torch.Tensor, progress=None):
@@ -170,11 +171,6 @@ class Adjoint:
         self.grad_x = np.empty((T, B, model.input_size), dtype)
         self.scale = np.empty((T, B))
         self.forget = to_numpy(fwd.gates.get("forget"))
-        self.forget_rows = None if self.forget is None else list(self.forget)
-        self.mixed = np.empty((B, self.gate_count, H), dtype)  # per-step workspace
-        self.spare = np.empty((B, H), dtype)
-        self.dh_rows = list(self.dh)
-        self.dc_rows = None if self.dc is None else list(self.dc)
         self.dh[T - 1] = to_numpy(grad_output)
         dc_in = np.zeros((B, H), dtype) if self.dc is not None else None
         dc_in, scale = self._renormalise(T - 1, dc_in, np.zeros(B))
@@ -186,35 +182,15 @@ class Adjoint:
         terms come from fwd.terms(t0, ...): row t - t0 belongs to step t.
         """
         carry, mix, _ = terms
-        dh, w_hh, mixed, spare = self.dh, self.w_hh, self.mixed, self.spare
-        flat = mixed.reshape(mixed.shape[0], -1)
-        mix = mix.reshape(*mix.shape[:2], self.gate_count, -1)  # (K, B, G, H): per gate block
-        last = len(dh) - 1
         if self.arch == "lstm":
-            # per-step views made in one go: indexing inside the loop costs as much as the arithmetic
-            mul, dh_rows, dc_rows = np.multiply, self.dh_rows, self.dc_rows
-            mixed_dc, mixed_dh = mixed[:, :3], mixed[:, 3]
-            carry_rows, mix_dc, mix_dh = list(carry), list(mix[:, :, :3]), list(mix[:, :, 3])
-            for t in range(t_end - 1, t_start - 1, -1):
-                k, dh_t, dc_t = t - t0, dh_rows[t], dc_rows[t]
-                mul(dh_t, carry_rows[k], out=dc_t)
-                if t < last:
-                    dc_t += mul(dc_in, self.forget_rows[t + 1], out=spare)
-                dc_in = dc_t
-                if t:  # dL/d(pre-activation) = (dc, dc, dc, dh) * mix, gate blocks i f g o
-                    mul(mix_dc[k], dc_t[:, None], out=mixed_dc)
-                    mul(mix_dh[k], dh_t, out=mixed_dh)
-                    np.dot(flat, w_hh, out=dh_rows[t - 1])
-        elif self.arch == "rnn":
-            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
-                np.dot(np.multiply(dh[t], mix[t - t0, :, 0], out=spare), w_hh, out=dh[t - 1])
+            return kernels.lstm_steps(
+                self.dh, self.dc, carry, self.forget, mix, self.w_hh, dc_in, t_end, t_start, t0
+            )
+        if self.arch == "rnn":
+            kernels.rnn_steps(self.dh, mix, self.w_hh, t_end, t_start, t0)
         else:
-            for t in range(t_end - 1, max(t_start, 1) - 1, -1):
-                k, dh_t = t - t0, dh[t]
-                np.multiply(mix[k], dh_t[:, None], out=mixed)
-                np.dot(flat, w_hh, out=dh[t - 1])
-                dh[t - 1] += np.multiply(dh_t, carry[k], out=spare)
-        return dc_in
+            kernels.gru_steps(self.dh, carry, mix, self.w_hh, t_end, t_start, t0)
+        return None
 
     def _peak(self, t_end: int, t_start: int) -> np.ndarray:
         peak = np.abs(self.dh[t_start:t_end]).max(axis=-1)
