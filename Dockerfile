@@ -8,9 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
-    STREAMLIT_SERVER_PORT=8501
+    STREAMLIT_SERVER_PORT=8501 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 
-# The app runs as this unprivileged user; the files it serves stay owned by root, read-only to it.
+# The app runs as this unprivileged user; the files it serves stay owned by root, read-only to it,
+# so numba keeps its compiled kernels (lstm_viz/kernels.py) under /tmp (NUMBA_CACHE_DIR above).
 RUN useradd --create-home --uid 10001 app
 WORKDIR /app
 
