@@ -87,19 +87,19 @@ def _over_batch(values: np.ndarray, q: float) -> np.ndarray:
         return np.nanpercentile(finite, q, axis=0)
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _band(fig: go.Figure, x, low, high, color: str, group: str, row=None, col=None) -> None:
+def band(fig: go.Figure, x, low, high, color: str, group: str, row=None, col=None) -> None:
     """Shaded area between low and high (two traces, the second filled to the first)."""
     kw = {} if row is None else {"row": row, "col": col}
     common = dict(
         x=x, mode="lines", line=dict(width=0), legendgroup=group, showlegend=False, hoverinfo="skip"
     )
     fig.add_trace(go.Scatter(y=low, **common), **kw)
-    fig.add_trace(go.Scatter(y=high, fill="tonexty", fillcolor=_rgba(color, 0.2), **common), **kw)
+    fig.add_trace(go.Scatter(y=high, fill="tonexty", fillcolor=rgba(color, 0.2), **common), **kw)
 
 
 def _note(fig: go.Figure, text: str) -> None:
@@ -146,7 +146,7 @@ def gradient_flow_figure(
             if values.shape[0] > 1:
                 q25, _ = decimate(_over_batch(values, 25), max_points)
                 q75, _ = decimate(_over_batch(values, 75), max_points)
-                _band(fig, t, q25, q75, color, group)
+                band(fig, t, q25, q75, color, group)
             label = f"{rec.name}: ‖∂L/∂{symbol}<sub>t</sub>‖"
             fig.add_trace(
                 go.Scatter(
@@ -286,7 +286,7 @@ def gate_mean_figure(
         mean, t = decimate(per_step.mean(axis=1), max_points)
         q25, _ = decimate(np.percentile(per_step, 25, axis=1), max_points)
         q75, _ = decimate(np.percentile(per_step, 75, axis=1), max_points)
-        _band(fig, t, q25, q75, color, quantity, row=row, col=1)
+        band(fig, t, q25, q75, color, quantity, row=row, col=1)
         fig.add_trace(
             go.Scatter(
                 x=t,

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import ARCH_COLORS, MAX_LINE_POINTS, block_size, decimate
+from .figures import ARCH_COLORS, MAX_LINE_POINTS, band, block_size, decimate
 from .tasks import get_task
 from .training import GATE_BINS, KEEP_GATE, TrainingResult
 
@@ -163,30 +163,7 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
             decimate(np.nanpercentile(values, q, axis=0), MAX_LINE_POINTS)[0] for q in (25, 50, 75)
         )
         t = decimate(values[0], MAX_LINE_POINTS)[1]
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=q25,
-                mode="lines",
-                line=dict(width=0),
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=res.arch,
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=t,
-                y=q75,
-                mode="lines",
-                line=dict(width=0),
-                fill="tonexty",
-                fillcolor=_rgba(color, 0.2),
-                showlegend=False,
-                hoverinfo="skip",
-                legendgroup=res.arch,
-            )
-        )
+        band(fig, t, q25, q75, color, res.arch)
         fig.add_trace(
             go.Scatter(
                 x=t,
@@ -212,11 +189,6 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
         xaxis_title="timestep t", yaxis_title="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖   (decades)"
     )
     return _legend(fig, 420)
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def keep_gate_figure(results: Mapping[str, TrainingResult], step: int) -> go.Figure:
