@@ -124,8 +124,8 @@ def describe_decay(decades_per_step: float, half_life: float) -> tuple[str, str]
 
 
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """flow_summary with column titles for people."""
-    return summary.drop(columns="arch").rename(
+    """flow_summary with column titles for people; "—" where a model has no cell state."""
+    table = summary.drop(columns="arch").rename(
         columns={
             "decades_per_step": "decades lost per step",
             "half_life_steps": "half-life (steps)",
@@ -133,6 +133,9 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
             "log10_grad_c_at_t0": "log10 ‖∂L/∂c‖ at t=0",
         }
     )
+    cell = "log10 ‖∂L/∂c‖ at t=0"
+    table[cell] = ["—" if math.isnan(v) else f"{v:.4f}" for v in table[cell]]
+    return table
 
 
 def tidy_csv(recordings: list[Recording]) -> bytes:

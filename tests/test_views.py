@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstm_viz import figures, views
+from lstm_viz import build_model, figures, make_input, record, views
 from lstm_viz.models import LSTM
 
 SMALL = views.RunSettings(seq_len=12, hidden_size=4, batch_size=2)
@@ -85,3 +85,12 @@ def test_explanation_quotes_this_runs_numbers():
     assert f"**{lstm.gates['forget'].mean():.2f}**" in text
     caption = views.flow_caption([rnn, lstm])
     assert "forgets too" in caption and "medians over 2 sequences" in caption
+
+
+def test_summary_table_marks_models_without_a_cell_state():
+    x = make_input("gaussian", 1, 12, 2)
+    recs = [record(build_model(arch, 2, 3), x, label=arch.upper()) for arch in ("rnn", "lstm")]
+    table = views.summary_table(views.flow_summary(recs))
+    cell = table["log10 ‖∂L/∂c‖ at t=0"].tolist()
+    assert cell[0] == "—"
+    assert float(cell[1]) == pytest.approx(float(views.flow_summary(recs)["log10_grad_c_at_t0"][1]), abs=1e-4)
