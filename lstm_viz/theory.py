@@ -1,0 +1,434 @@
+"""Why each gradient line has its slope: Lyapunov exponents, Jacobian singular values,
+closed-form estimates of the decay rate and the Pascanu et al. (2013) bound.
+
+Backpropagation through time runs the adjoint recursion dL/ds_{t-1} = J_t^T dL/ds_t,
+with J_t = ds_t/ds_{t-1} the per-step Jacobian of the state s_t (h_t for the RNN and
+the GRU, (h_t, c_t) for the LSTM, so 2H x 2H there). Everything here is in decades
+(log10) and in float64; the forward pass is rerun in float64 from the model's four
+weight tensors (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`).
+
+Two sign conventions meet here, and they are opposite:
+  - Lyapunov exponents (lyapunov_exponents) follow dynamics: decades gained per step
+    *going back*, negative when the gradient shrinks.
+  - Decay rates (Estimate, analysis.DecayFit) follow the charts: the slope of
+    log10 ||dL/dh_t|| against t, positive when the gradient vanishes.
+  So far from the loss, the top Lyapunov exponent = - decay_fit(rec).decades_per_step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .analysis import decay_fit, median_curve
+from .record import Recording
+
+ACTIVATION_SLOPE_BOUND = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}  # gamma: max |phi'|
+_JACOBIAN_BYTES = 32 * 2**20  # per chunk of per-step Jacobians built at once
+_SPLIT_DECADES = 8.0  # rows this far below all rows above them are split off (see _graded_log_svd)
+_ARCHS = {torch.nn.RNN: "rnn", torch.nn.LSTM: "lstm", torch.nn.GRU: "gru"}
+
+
+# ---------------------------------------------------------------- per-step Jacobians
+
+
+def _arch(model) -> str:
+    arch = getattr(model, "arch", None) or _ARCHS.get(type(model))
+    if arch not in ("rnn", "lstm", "gru"):
+        name = type(model).__name__
+        raise ValueError(f"model must come from lstm_viz.build_model or be torch.nn.RNN/LSTM/GRU, not {name}")
+    if getattr(model, "num_layers", 1) != 1 or getattr(model, "bidirectional", False):
+        raise ValueError("theory works on one unidirectional layer: pass a model with num_layers=1")
+    return arch
+
+
+def _numpy64(t) -> np.ndarray:
+    return (t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)).astype(np.float64)
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def _sigmoid_grad(a: np.ndarray) -> np.ndarray:
+    return _sigmoid(a) * _sigmoid(-a)  # no cancellation where the gate saturates
+
+
+def _tanh_grad(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.cosh(a) ** -2.0  # stays > 0 where 1 - tanh^2 rounds to 0
+
+
+class _Forward:
+    """The forward pass in float64, time-major, keeping what the Jacobians need."""
+
+    def __init__(self, model, x):
+        self.arch = _arch(model)
+        self.nonlinearity = getattr(model, "nonlinearity", "tanh")
+        w_ih, self.w_hh = _numpy64(model.weight_ih_l0), _numpy64(model.weight_hh_l0)
+        b_ih, b_hh = _numpy64(model.bias_ih_l0), _numpy64(model.bias_hh_l0)
+        x = _numpy64(x)
+        if x.ndim != 3 or x.shape[2] != w_ih.shape[1] or min(x.shape) < 1:
+            raise ValueError(
+                f"x must have shape (batch, seq_len, {w_ih.shape[1]}) with batch, seq_len >= 1, got {x.shape}"
+            )
+        B, T, _ = x.shape
+        H = self.H = self.w_hh.shape[1]
+        self.size = 2 * H if self.arch == "lstm" else H  # state size n
+        x_pre = np.einsum("bti,gi->tbg", x, w_ih) + b_ih  # (T, B, G*H)
+        self.pre = np.empty_like(x_pre)  # pre-activations (GRU: x part + b_ih, h part apart)
+        self.h_prev = np.empty((T, B, H))
+        self.cell = np.zeros((T + 1, B, H))  # LSTM: c_{t-1} at t, c_t at t + 1
+        self.from_h = np.empty_like(x_pre) if self.arch == "gru" else None
+        h = np.zeros((B, H))
+        for t in range(T):
+            self.h_prev[t] = h
+            from_h = h @ self.w_hh.T + b_hh
+            if self.arch == "rnn":
+                a = self.pre[t] = x_pre[t] + from_h
+                h = np.tanh(a) if self.nonlinearity == "tanh" else np.maximum(a, 0.0)
+            elif self.arch == "lstm":
+                a = self.pre[t] = x_pre[t] + from_h
+                i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H : 2 * H]), _sigmoid(a[:, 3 * H :])
+                c = self.cell[t + 1] = f * self.cell[t] + i * np.tanh(a[:, 2 * H : 3 * H])
+                h = o * np.tanh(c)
+            else:
+                self.pre[t], self.from_h[t] = x_pre[t], from_h
+                r = _sigmoid(x_pre[t, :, :H] + from_h[:, :H])
+                z = _sigmoid(x_pre[t, :, H : 2 * H] + from_h[:, H : 2 * H])
+                n = np.tanh(x_pre[t, :, 2 * H :] + r * from_h[:, 2 * H :])
+                h = (1 - z) * n + z * h
+
+    def jacobians(self, t0: int, t1: int) -> np.ndarray:
+        """J_t = ds_t/ds_{t-1} for t0 <= t < t1: (t1 - t0, B, n, n)."""
+        H, W = self.H, self.w_hh
+        if self.arch == "rnn":
+            a = self.pre[t0:t1]
+            slope = _tanh_grad(a) if self.nonlinearity == "tanh" else (a > 0).astype(np.float64)
+            return slope[..., None] * W
+        blocks = [W[k * H : (k + 1) * H] for k in range(W.shape[0] // H)]
+        if self.arch == "lstm":
+            a = self.pre[t0:t1]
+            a_i, a_f, a_g, a_o = (a[..., k * H : (k + 1) * H] for k in range(4))
+            i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
+            c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
+            dc_dh = (
+                (g * _sigmoid_grad(a_i))[..., None] * blocks[0]
+                + (c_prev * _sigmoid_grad(a_f))[..., None] * blocks[1]
+                + (i * _tanh_grad(a_g))[..., None] * blocks[2]
+            )
+            out = o * _tanh_grad(c)  # dh_t/dc_t
+            dh_dh = (np.tanh(c) * _sigmoid_grad(a_o))[..., None] * blocks[3] + out[..., None] * dc_dh
+            jac = np.zeros((*a.shape[:2], 2 * H, 2 * H))
+            jac[..., :H, :H], jac[..., H:, :H] = dh_dh, dc_dh
+            diag = np.arange(H)
+            jac[..., diag, H + diag] = out * f
+            jac[..., H + diag, H + diag] = f
+            return jac
+        x_pre, from_h, h_prev = self.pre[t0:t1], self.from_h[t0:t1], self.h_prev[t0:t1]
+        a_r = x_pre[..., :H] + from_h[..., :H]
+        a_z = x_pre[..., H : 2 * H] + from_h[..., H : 2 * H]
+        r, z, h_n = _sigmoid(a_r), _sigmoid(a_z), from_h[..., 2 * H :]
+        a_n = x_pre[..., 2 * H :] + r * h_n
+        dn = _sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n)
+        jac = (
+            ((h_prev - np.tanh(a_n)) * _sigmoid_grad(a_z))[..., None] * blocks[1]
+            + (dn * r)[..., None] * blocks[2]
+            + (dn * h_n * _sigmoid_grad(a_r))[..., None] * blocks[0]
+        )
+        diag = np.arange(H)
+        jac[..., diag, diag] += z
+        return jac
+
+    def backward(self):
+        """(t, J_t) for t = T-1 down to 1, built in chunks that fit in _JACOBIAN_BYTES."""
+        T, B = self.pre.shape[:2]
+        chunk = max(1, _JACOBIAN_BYTES // (8 * B * self.size**2))
+        t1 = T
+        while t1 > 1:
+            t0 = max(1, t1 - chunk)
+            jac = self.jacobians(t0, t1)
+            for t in range(t1 - 1, t0 - 1, -1):
+                yield t, jac[t - t0]
+            t1 = t0
+
+
+def step_jacobians(model, x) -> np.ndarray:
+    """Per-step Jacobians J_t = ds_t/ds_{t-1}, float64 (T, B, n, n); n = H, or 2H for the
+    LSTM's state (h, c) with h first. J_0 is taken at s_{-1} = 0. Small runs only."""
+    fwd = _Forward(model, x)
+    T, B = fwd.pre.shape[:2]
+    need = 8 * T * B * fwd.size**2
+    if need > 8 * _JACOBIAN_BYTES:
+        raise ValueError(
+            f"{T} steps x {B} samples of {fwd.size}x{fwd.size} Jacobians need {need / 2**20:.0f} MiB: "
+            "shorten x; lyapunov_exponents and jacobian_singular_values stream them instead"
+        )
+    return fwd.jacobians(0, T)
+
+
+# ---------------------------------------------------------------- QR iteration in log space
+
+
+def _loss_frame(B: int, n: int, H: int, k: int, seed: int) -> np.ndarray:
+    """(B, n, k) orthonormal: first column record()'s loss direction (1, ..., 1)/sqrt(H) on h,
+    the rest a seeded random completion."""
+    rng = np.random.default_rng(seed)
+    frame = rng.standard_normal((B, n, k))
+    frame[:, :, 0] = 0.0
+    frame[:, :H, 0] = 1.0 / math.sqrt(H)
+    q, r = np.linalg.qr(frame)
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
+
+
+def _check_k(k: int, n: int, what: str) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer between 1 and {n} ({what}), got {k!r}")
+
+
+def _per_sample(values: np.ndarray, per_sample: bool) -> np.ndarray:
+    if per_sample:
+        return values
+    with np.errstate(invalid="ignore"):
+        return np.median(values, axis=0)
+
+
+def lyapunov_exponents(model, x, k: int = 1, *, per_sample: bool = False, seed: int = 0) -> np.ndarray:
+    """The k largest Lyapunov exponents of the backward (adjoint) dynamics, decades per step.
+
+    QR iteration (Benettin et al. 1980; Eckmann & Ruelle 1985): a k-column orthonormal
+    frame is carried back from t = T-1 to t = 0 by Z = J_t^T Q, Q R = Z, and the exponents
+    are the sums of log10 |diag R| over the T-1 steps divided by T-1. Nothing is ever
+    multiplied out, so exponents far below float range come out exactly.
+
+    Returns (k,) float64, the median over the batch, largest first (per_sample=True:
+    (B, k), one row per sample). Negative: the gradient shrinks going back; -inf: it
+    becomes exactly zero (dead relu units). The frame starts at record()'s loss direction
+    (plus a seeded random completion), so for the RNN with k=1 the exponent is exactly
+    log10 ||dL/dh_0|| / (T-1) of record(model, x). Far from the loss the largest equals
+    -analysis.decay_fit(record(model, x)).decades_per_step (opposite sign conventions).
+    """
+    fwd = _Forward(model, x)
+    T, B = fwd.pre.shape[:2]
+    _check_k(k, fwd.size, f"the {fwd.arch} state has {fwd.size} dimensions")
+    if T < 2:
+        raise ValueError("Lyapunov exponents need seq_len >= 2")
+    q = _loss_frame(B, fwd.size, fwd.H, k, seed)
+    total = np.zeros((B, k))
+    with np.errstate(divide="ignore"):
+        for _, jac in fwd.backward():
+            q, r = np.linalg.qr(np.swapaxes(jac, -1, -2) @ q)
+            total += np.log10(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
+    exponents = -np.sort(-total / (T - 1), axis=1)
+    return _per_sample(exponents, per_sample)
+
+
+def _push(scale: np.ndarray, rows: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r @ (diag(10^scale) @ rows) kept as diag(10^scale') @ rows', rows' with max |entry| 1.
+
+    r (B, m, m) upper triangular; scale (B, m) log10 row scales; rows (B, m, m). Each new row
+    is scaled by the largest scale it draws on, so no factor exceeds 1 and only terms
+    more than ~308 decades below the row's own size underflow.
+    """
+    top = np.maximum.accumulate(scale[:, ::-1], axis=1)[:, ::-1]  # max over l >= i
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(under="ignore"):
+        weights = r * 10.0 ** np.minimum(scale[:, None, :] - top[:, :, None], 0.0)
+    new = weights @ rows
+    peak = np.abs(new).max(axis=-1)
+    with np.errstate(divide="ignore"):
+        return top + np.log10(peak), new / np.where(peak > 0, peak, 1.0)[..., None]
+
+
+def _graded_log_svd(scale: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """log10 of the k largest singular values of diag(10^scale) @ rows (one sample, upper
+    triangular rows with max |entry| 1), sorted descending.
+
+    Where every row above index p is at least _SPLIT_DECADES above every row below it, the
+    top block's singular values come from one SVD and the bottom block's from the same
+    recursion on its projection orthogonal to the top block's row space (a Schur
+    complement, still triangular): the coupling moves either by a relative 10^-16 at most.
+    """
+    out: list[float] = []
+    while len(out) < k and len(scale):
+        m = len(scale)
+        p = m
+        for split in range(1, m):
+            if scale[:split].min() - scale[split:].max() >= _SPLIT_DECADES:
+                p = split
+                break
+        top = scale[:p].max()
+        if not np.isfinite(top):
+            out += [-math.inf] * p
+            break
+        with np.errstate(under="ignore"):
+            block = 10.0 ** (scale[:p] - top)[:, None] * rows[:p]
+        sv = np.linalg.svd(block, compute_uv=False)
+        with np.errstate(divide="ignore"):
+            out += list(top + np.log10(sv))
+        if p == m:
+            break
+        try:
+            w = np.linalg.solve(rows[:p, :p], rows[:p, p:])  # R11^-1 R12: the row scales cancel
+        except np.linalg.LinAlgError:  # a singular top block (dead units): one SVD of the rest
+            rest = 10.0 ** (scale[p:] - scale[p:].max())[:, None] * rows[p:]
+            out += list(scale[p:].max() + np.log10(np.linalg.svd(rest, compute_uv=False)))
+            break
+        c = np.linalg.cholesky(np.eye(m - p) + w.T @ w).T  # upper, C^T C = I + W^T W
+        rest = np.linalg.solve(c.T, rows[p:, p:].T).T  # R22 C^-1: the bottom rows, projected
+        peak = np.abs(rest).max(axis=-1)
+        with np.errstate(divide="ignore"):
+            scale = scale[p:] + np.log10(peak)
+        rows = rest / np.where(peak > 0, peak, 1.0)[:, None]
+    return np.sort(np.array(out[:k]))[::-1]
+
+
+def jacobian_singular_values(model, x, k: int = 1, *, per_sample: bool = False) -> np.ndarray:
+    """log10 of the k largest singular values of dh_{T-1}/dh_0, largest first.
+
+    For the LSTM this is the h -> h block of the state Jacobian, c_0 held fixed: the matrix
+    that carries dL/dh_{T-1} to dL/dh_0. Returns (k,) float64, the median over the batch
+    (per_sample=True: (B, k)).
+
+    The product is never formed. (dh_{T-1}/dh_0)^T E = Q R_{1} ... R_{T-1} is accumulated
+    by QR steps as diag(10^s) A, s the log10 row scales and A rows of max 1, so values
+    like 1e-3000 are exact. Exactness limits: every value comes from a float64 SVD, good
+    to about 1e-15 relative to the largest value in its block; the rows split into blocks
+    wherever all rows above are _SPLIT_DECADES (8) decades above all rows below, as they
+    are once QR iteration has ordered the frame (T large against the spectrum's gaps).
+    Values further below the top of an unsplit block (short runs with spread-out values,
+    rarely) carry an error of about 1e-15 times that top value.
+    """
+    fwd = _Forward(model, x)
+    T, B = fwd.pre.shape[:2]
+    H = fwd.H
+    _check_k(k, H, f"dh_{{T-1}}/dh_0 is {H} x {H}")
+    q = np.zeros((B, fwd.size, H))
+    q[:, np.arange(H), np.arange(H)] = 1.0  # E: the h part of the state
+    scale, rows = np.zeros((B, H)), np.broadcast_to(np.eye(H), (B, H, H)).copy()
+    for _, jac in fwd.backward():
+        q, r = np.linalg.qr(np.swapaxes(jac, -1, -2) @ q)
+        scale, rows = _push(scale, rows, r)
+    _, r = np.linalg.qr(q[:, :H, :])  # E^T Q: square, orthogonal unless the state is (h, c)
+    scale, rows = _push(scale, rows, r)
+    values = np.stack([_graded_log_svd(scale[b], rows[b], k) for b in range(B)])
+    return _per_sample(values, per_sample)
+
+
+# ---------------------------------------------------------------- estimates from a recording
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A predicted decay rate, with analysis.DecayFit's sign: > 0 vanishing, < 0 exploding."""
+
+    name: str
+    decades_per_step: float
+    note: str
+
+
+def _slopes(rec: Recording) -> np.ndarray:
+    """phi'(a_t) for every (sample, step, unit) of the RNN, from h_t alone."""
+    h = rec.hidden.astype(np.float64)
+    return 1.0 - h**2 if rec.nonlinearity == "tanh" else (h > 0).astype(np.float64)
+
+
+def pascanu_rate(rec: Recording) -> float:
+    """log10(sigma_1 gamma), the bound's decades gained per step back (RNN): sigma_1 the
+    largest singular value of W_hh, gamma the largest activation slope."""
+    if rec.arch != "rnn":
+        raise ValueError(f"the Pascanu bound is stated for the plain RNN, got the {rec.arch}")
+    sigma_1 = np.linalg.norm(rec.weight_hh.astype(np.float64), 2)
+    return float(np.log10(sigma_1 * ACTIVATION_SLOPE_BOUND[rec.nonlinearity]))
+
+
+def bound_curve(rec: Recording) -> np.ndarray:
+    """(T,) log10 of Pascanu et al.'s bound ||dL/dh_t|| <= ||dL/dh_{T-1}|| (sigma_1 gamma)^(T-1-t),
+    anchored at the largest ||dL/dh_{T-1}|| in the batch, so it bounds every sample (RNN only)."""
+    steps_back = np.arange(rec.seq_len - 1, -1, -1, dtype=np.float64)
+    return float(np.max(rec.log10_grad_h[:, -1])) + steps_back * pascanu_rate(rec)
+
+
+def estimates(rec: Recording) -> list[Estimate]:
+    """The closed-form decay rates that apply to this recording's architecture."""
+    if rec.arch == "rnn":
+        act = f"{rec.nonlinearity}'"
+        slopes = _slopes(rec)
+        w = rec.weight_hh.astype(np.float64)
+        rho = float(np.abs(np.linalg.eigvals(w)).max())
+        mean_field = np.sum(w**2) / rec.hidden_size * float(np.mean(slopes**2))
+        with np.errstate(divide="ignore"):
+            return [
+                Estimate(
+                    "per-step: spectral radius x mean slope",
+                    -float(np.log10(rho * slopes.mean())),
+                    f"-log10(rho(W_hh) mean {act}); treats every step's Jacobian as rho times the mean slope",
+                ),
+                Estimate(
+                    "mean field",
+                    -0.5 * float(np.log10(mean_field)),
+                    f"-1/2 log10(||W_hh||_F^2 / H mean({act}^2)); W_hh random, slopes independent of it",
+                ),
+                Estimate(
+                    "Pascanu et al. bound",
+                    -pascanu_rate(rec),
+                    "-log10(sigma_1 gamma): the fastest growth any input allows; a bound, not an estimate",
+                ),
+            ]
+    keep = {"lstm": ("forget", "cell path"), "gru": ("update", "carry path z")}[rec.arch]
+    with np.errstate(divide="ignore"):
+        logs = np.log10(rec.gates[keep[0]].astype(np.float64))
+    per_unit = logs.mean(axis=1)  # (B, H) mean over steps
+    return [
+        Estimate(
+            f"{keep[1]}: mean log10 of the {keep[0]} gate",
+            -float(logs.mean()),
+            f"-mean log10 of the {keep[0]} gate over samples, steps and units (the log of the mean "
+            "overstates the keep); ignores the path through W_hh",
+        ),
+        Estimate(
+            f"{keep[1]}: slowest unit",
+            -float(np.median(per_unit.max(axis=1))),
+            f"-max over units of mean log10 {keep[0]} (batch median): far back the best-kept unit dominates",
+        ),
+    ]
+
+
+def theory_table(*recordings: Recording, extra: dict[str, list[Estimate]] | None = None) -> pd.DataFrame:
+    """One row per (recording, estimate): columns model, estimate, predicted, measured,
+    difference (predicted - measured), note; rates in decades per step, > 0 vanishing.
+    extra maps a recording's name (rec.name) to more estimates, e.g. [lyapunov_estimate(...)]."""
+    rows = []
+    for rec in recordings:
+        measured = decay_fit(rec).decades_per_step
+        for est in estimates(rec) + list((extra or {}).get(rec.name, [])):
+            rows.append(
+                {
+                    "model": rec.name,
+                    "estimate": est.name,
+                    "predicted": est.decades_per_step,
+                    "measured": measured,
+                    "difference": est.decades_per_step - measured,
+                    "note": est.note,
+                }
+            )
+    return pd.DataFrame(rows, columns=["model", "estimate", "predicted", "measured", "difference", "note"])
+
+
+def lyapunov_estimate(model, x) -> Estimate:
+    """The top Lyapunov exponent as a decay rate (its negative), for theory_table's extra."""
+    top = float(lyapunov_exponents(model, x, 1)[0])
+    return Estimate(
+        "top Lyapunov exponent",
+        -top,
+        "QR iteration on the exact per-step Jacobians; equals the measured slope far from the loss",
+    )
+
+
+def bound_gap(rec: Recording) -> float:
+    """Decades between Pascanu's bound and the batch-median measured curve at t = 0."""
+    return float(bound_curve(rec)[0] - median_curve(rec.log10_grad_h)[0])

@@ -1,0 +1,145 @@
+"""Theory beside measurement as plotly Figures: the measured log10 ||dL/dh_t|| with the
+predicted slopes (theory.Estimate), the Pascanu et al. (2013) bound and the float floors.
+Pure functions, no streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .analysis import median_curve
+from .figures import ARCH_COLORS, MAX_LINE_POINTS, decimate
+from .record import Recording
+from .theory import Estimate, bound_curve
+
+# log10 of the smallest normal float: below it a float loses digits (subnormal) and soon
+# underflows to 0, so autograd in that precision returns an exact 0 for such gradients.
+FLOORS = {
+    "float32": math.log10(float(np.finfo(np.float32).tiny)),  # -37.93 (1.18e-38)
+    "float64": math.log10(float(np.finfo(np.float64).tiny)),  # -307.65 (2.23e-308)
+}
+_SMALLEST_SUBNORMAL = {"float32": "1.4e-45", "float64": "4.9e-324"}
+_LINE_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
+Y_TITLE = "log10 ||dL/dh<sub>t</sub>|| (decades)"
+X_TITLE = "t (step)"
+
+
+def floors_in_view(y_min: float) -> list[str]:
+    """The floors ("float32", "float64") at or above y_min less a margin of max(10, 25% of
+    |y_min|) decades: near enough to the data to be worth drawing, never stretching the axis
+    by hundreds of decades for a run that stays far above them."""
+    margin = max(10.0, 0.25 * abs(y_min))
+    return [name for name, level in FLOORS.items() if level >= y_min - margin]
+
+
+def floor_lines(
+    fig: go.Figure, y_min: float, *, x_range: tuple[float, float] | None = None, row=None, col=None
+) -> go.Figure:
+    """Add the float32 / float64 floors that floors_in_view(y_min) picks as dotted grey
+    horizontal lines, with a legend entry and a hover note; returns fig.
+
+    x_range defaults to the x extent of the traces already in fig (0..1 when there are none).
+    """
+    if x_range is None:
+        xs = [float(v) for trace in fig.data if getattr(trace, "x", None) is not None for v in trace.x]
+        x_range = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    kw = {} if row is None else {"row": row, "col": col}
+    for name in floors_in_view(y_min):
+        level = FLOORS[name]
+        note = (
+            f"{name} floor: 10^{level:.1f} = {10**level:.3g}, the smallest normal {name}. Below this "
+            f"PyTorch's own autograd in {name} loses digits and returns exactly 0 "
+            f"(below {_SMALLEST_SUBNORMAL[name]}); lstm-viz keeps the scale in log space"
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=list(x_range),
+                y=[level, level],
+                mode="lines",
+                line=dict(color="grey", width=1, dash="dot"),
+                name=f"{name} floor ({10**level:.2g}): autograd returns 0 below",
+                legendgroup="floors",
+                hovertemplate=note + "<extra></extra>",
+                meta={"floor": name},
+            ),
+            **kw,
+        )
+    return fig
+
+
+def _anchored(t_last: float, y_last: float, decades_per_step: float) -> tuple[list[float], list[float]]:
+    """A straight line through (t_last, y_last) rising decades_per_step per step, at t = 0 and t_last."""
+    return [0.0, t_last], [y_last - decades_per_step * t_last, y_last]
+
+
+def theory_figure(
+    rec: Recording,
+    estimates: Sequence[Estimate] = (),
+    *,
+    bound: bool = True,
+    floors: bool = True,
+    max_points: int = MAX_LINE_POINTS,
+) -> go.Figure:
+    """The batch median of the measured log10 ||dL/dh_t|| over t, each estimate as a dashed
+    straight line anchored at the measured value at t = T-1 (0 for record()'s default loss),
+    the Pascanu bound (RNN only, when bound is True) and the float floors near the data."""
+    T = rec.seq_len
+    color = ARCH_COLORS.get(rec.arch, "#444444")
+    curve = median_curve(rec.log10_grad_h)
+    measured, t = decimate(curve, max_points)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=t,
+            y=measured,
+            mode="lines",
+            line=dict(color=color, width=2),
+            name=f"{rec.name} measured (batch median)",
+            hovertemplate="t = %{x}<br>log10 ||dL/dh_t|| = %{y:.2f}<extra>measured</extra>",
+        )
+    )
+    y_last = float(curve[-1]) if np.isfinite(curve[-1]) else 0.0
+    for k, est in enumerate(estimates):
+        if not math.isfinite(est.decades_per_step):
+            continue
+        x, y = _anchored(T - 1, y_last, est.decades_per_step)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                line=dict(dash=_LINE_DASHES[k % len(_LINE_DASHES)], width=1.5),
+                name=f"{est.name}: {est.decades_per_step:.3g} decades/step",
+                hovertemplate=f"{est.note}<extra>{est.name}</extra>",
+            )
+        )
+    if bound and rec.arch == "rnn":
+        upper = bound_curve(rec)
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0, T - 1.0],
+                y=[float(upper[0]), float(upper[-1])],
+                mode="lines",
+                line=dict(color="black", width=1, dash="longdash"),
+                name=f"Pascanu et al. bound (σ₁γ)^k: {upper[0] - curve[0]:.0f} decades above at t = 0",
+                hovertemplate=(
+                    "||dL/dh_t|| <= ||dL/dh_T-1|| (σ₁γ)^(T-1-t); loose: σ₁ of W_hh is an "
+                    "upper bound on every direction's gain at once<extra>bound</extra>"
+                ),
+            )
+        )
+    if floors:
+        finite = curve[np.isfinite(curve)]
+        if len(finite):
+            floor_lines(fig, float(finite.min()), x_range=(0.0, T - 1.0))
+    fig.update_layout(
+        title=f"{rec.name}: measured gradient norm and what theory predicts",
+        xaxis_title=X_TITLE,
+        yaxis_title=Y_TITLE,
+        legend=dict(orientation="h", yanchor="top", y=-0.2),
+    )
+    return fig
