@@ -34,7 +34,13 @@ class RecurrentModel(nn.Module):
 
     arch: str = ""
 
-    def __init__(self, input_size: int, hidden_size: int, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -43,13 +49,14 @@ class RecurrentModel(nn.Module):
         self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size, dtype=dtype))
         self.bias_ih_l0 = nn.Parameter(torch.empty(rows, dtype=dtype))
         self.bias_hh_l0 = nn.Parameter(torch.empty(rows, dtype=dtype))
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
-        """PyTorch's default: every entry uniform in (-1/sqrt(H), 1/sqrt(H))."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """PyTorch's default: every entry uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in parameter
+        order from `generator` (default: torch's global one, as torch.nn.RNN/LSTM/GRU do)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+            nn.init.uniform_(p, -bound, bound, generator=generator)
 
     def initial_state(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         h = self.weight_hh_l0.new_zeros(batch_size, self.hidden_size)
@@ -76,7 +83,8 @@ class RecurrentModel(nn.Module):
         if self.arch == "rnn":
             kwargs["nonlinearity"] = self.nonlinearity
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[self.arch]
-        module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
+        with torch.random.fork_rng(devices=[]):  # its own init draws must not move the global generator
+            module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
         module.load_state_dict(self.state_dict())
         return module.to(self.weight_hh_l0.device).train(self.training)
 
@@ -89,11 +97,18 @@ class RNN(RecurrentModel):
 
     arch = "rnn"
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", dtype=torch.float32):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        nonlinearity: str = "tanh",
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, dtype)
+        super().__init__(input_size, hidden_size, dtype, generator)
 
     def cell(self, x_t, state):
         (h,) = state
@@ -203,13 +218,16 @@ def build_model(
     if arch != "rnn" and nonlinearity is not None:
         raise ValueError(f"nonlinearity applies to the 'rnn' only, not to {arch!r}")
 
-    torch.manual_seed(seed)  # PyTorch's default init draws from the global generator
+    # Private generators: torch's global one is left as it was. The default init draws from
+    # one seeded like torch.manual_seed(seed), so the weights equal a torch.nn module's
+    # built right after torch.manual_seed(seed); the named inits draw from a second one.
+    defaults = torch.Generator().manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     if arch == "rnn":
         act = nonlinearity or ("relu" if init == "identity" else "tanh")
-        model: RecurrentModel = RNN(input_size, hidden_size, act, dtype)
+        model: RecurrentModel = RNN(input_size, hidden_size, act, dtype, defaults)
     else:
-        model = {"lstm": LSTM, "gru": GRU}[arch](input_size, hidden_size, dtype)
+        model = {"lstm": LSTM, "gru": GRU}[arch](input_size, hidden_size, dtype, defaults)
 
     H = hidden_size
     with torch.no_grad():

@@ -76,6 +76,9 @@ class Forward:
         self.nonlinearity = getattr(model, "nonlinearity", "tanh")
         w_ih, w_hh = model.weight_ih_l0.detach(), model.weight_hh_l0.detach()
         self.hidden, _ = model.fused(batch_first=False)(x)
+        if not bool(torch.isfinite(self.hidden).all()):
+            finite = torch.isfinite(self.hidden).flatten(1).all(dim=1)
+            raise FloatRangeError("overflow", int((~finite).nonzero()[0, 0]))
         self.h_prev = torch.cat([self.hidden.new_zeros(1, B, H), self.hidden[:-1]])
         self.cell = None
         self.gates: dict[str, torch.Tensor] = {}
@@ -92,10 +95,9 @@ class Forward:
             return
         pre = torch.addmm(b_ih + b_hh, self.h_prev.reshape(T * B, H), w_hh.T)
         self.pre = pre.addmm_(x.reshape(T * B, -1), w_ih.T).view(T, B, -1)
-        if self.arch == "lstm":  # activations in place of the pre-activations
-            g = self.pre[..., 2 * H : 3 * H].tanh()
-            act = self.pre.sigmoid_()
-            act[..., 2 * H : 3 * H] = g
+        if self.arch == "lstm":  # pre-activations kept: the derivatives are made from them
+            act = self.act = self.pre.sigmoid()
+            torch.tanh(self.pre[..., 2 * H : 3 * H], out=act[..., 2 * H : 3 * H])
             i, f, g, o = act.chunk(4, dim=-1)
             self.gates = {"input": i, "forget": f, "candidate": g, "output": o}
             self.cell = _cell_states(f, i * g)  # (T + 1, B, H), c_{-1} = 0 first
@@ -106,28 +108,64 @@ class Forward:
         mix scales the adjoint, laid out per gate block, into dL/d(pre-activation)
         before W_hh; mix_x the same before W_ih (it differs for the GRU alone);
         carry is the LSTM's dh_t -> dc_t factor and the GRU's dh_t -> dh_{t-1}.
+        Every derivative is made from its pre-activation, without cancellation.
+        Raises FloatRangeError where one falls below what this dtype carries.
         """
         if self.arch == "rnn":
             pre = self.pre[t0:t1]
-            slope = _tanh_grad(pre) if self.nonlinearity == "tanh" else (pre > 0).to(pre.dtype)
+            if self.nonlinearity == "relu":  # 0 and 1 are exact
+                slope = (pre > 0).to(pre.dtype)
+            else:
+                slope = _tanh_grad(pre)
+                _check_factors(t0, slope)
             return None, slope, slope
         if self.arch == "lstm":
-            act = self.pre[t0:t1]
+            pre, act = self.pre[t0:t1], self.act[t0:t1]
             i, f, g, o = act.chunk(4, dim=-1)
             c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
-            tanh_c = c.tanh()
-            mix = act * (1 - act)  # sigmoid' = s (1 - s) ...
+            mix = pre.neg().sigmoid_().mul_(act)  # sigmoid'(a) = sigmoid(a) sigmoid(-a) ...
             blocks = mix.view(*mix.shape[:2], 4, self.H)
-            torch.mul(g, g, out=blocks[:, :, 2]).neg_().add_(1)  # ... and tanh' = 1 - g^2 for g
-            for k, partner in enumerate((g, c_prev, i, tanh_c)):  # d pre / d c_t per gate
+            g_slope = _tanh_grad(pre[..., 2 * self.H : 3 * self.H])  # ... and tanh'(a_g), times i
+            torch.mul(g_slope, i, out=blocks[:, :, 2])
+            carry = o * _tanh_grad(c)
+            _check_factors(t0, mix, carry)  # before the partners below, which may be exactly 0
+            for k, partner in ((0, g), (1, c_prev), (3, c.tanh())):  # d pre / d c_t per gate
                 blocks[:, :, k] *= partner
-            return o * _tanh_grad(c), mix, mix
+            return carry, mix, mix
         a_r, a_z, a_n = self.a_r[t0:t1], self.a_z[t0:t1], self.a_n[t0:t1]
         r, z, n = (self.gates[k][t0:t1] for k in ("reset", "update", "candidate"))
         dn = torch.sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n), no cancellation
-        dr = dn * self.h_n[t0:t1] * _sigmoid_grad(a_r)
-        dz = (self.h_prev[t0:t1] - n) * _sigmoid_grad(a_z)
+        dr = dn * _sigmoid_grad(a_r)
+        dz = _sigmoid_grad(a_z)
+        _check_factors(t0, dr, dz)  # dn r >= dr, z >= dz: these two bound every factor
+        dr *= self.h_n[t0:t1]
+        dz *= self.h_prev[t0:t1] - n
         return z, torch.cat([dr, dz, dn * r], -1), torch.cat([dr, dz, dn], -1)
+
+
+class FloatRangeError(ArithmeticError):
+    """This dtype cannot carry the run: its state overflows (what="overflow") or a derivative
+    factor falls below the smallest one it carries exactly (what="underflow"), at `step`."""
+
+    def __init__(self, what: str, step: int):
+        super().__init__(f"{what} at step {step}")
+        self.what, self.step = what, step
+
+
+# The smallest derivative factor carried per dtype. The adjoint is renormalised to a
+# peak of 1 (at worst every step), so a factor above this keeps its product with the
+# adjoint's leading entries far from the subnormal range (float32 1e-38, float64 1e-308).
+SMALLEST_FACTOR = {torch.float32: 1e-30, torch.float64: 1e-290}
+
+
+def _check_factors(t0: int, *factors: torch.Tensor) -> None:
+    """FloatRangeError("underflow", step) if a factor that is > 0 in exact arithmetic came out
+    below SMALLEST_FACTOR (tanh'(60) = 3e-52 is 0 in float32)."""
+    smallest = SMALLEST_FACTOR[factors[0].dtype]
+    for factor in factors:
+        if float(factor.min()) < smallest:
+            below = (factor < smallest).flatten(1).any(dim=1)
+            raise FloatRangeError("underflow", t0 + int(below.nonzero()[0, 0]))
 
 
 def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:

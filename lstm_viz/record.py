@@ -13,6 +13,7 @@ norm exactly 1, so log10 ||dL/dh_t|| reads as "decades lost after T-1-t steps".
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 
 from .models import RecurrentModel
-from .passes import Adjoint, Forward, log10_norm, one_thread, to_numpy
+from .passes import SMALLEST_FACTOR, Adjoint, FloatRangeError, Forward, log10_norm, one_thread, to_numpy
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _FORWARD_SHARE = 0.45  # of record()'s time, for progress reports
@@ -52,6 +53,8 @@ class Recording:
     nonlinearity: str = "tanh"  # the RNN's activation; "tanh" for gated models
     label: str = ""  # legend name, e.g. "LSTM (chrono)"
     meta: dict = field(default_factory=dict)  # settings that made it (seed, init, ...)
+    dtype: str = "float32"  # the float type every number was computed in (see float64_reason)
+    float64_reason: str = ""  # why a float32 model was recorded in float64; "" if it was not
 
     @property
     def batch_size(self) -> int:
@@ -199,18 +202,70 @@ def record(
     Refuses (ValueError) runs whose estimate_bytes exceeds max_bytes. progress, if given,
     is called with the fraction done (0 to 1) after the forward pass and every block of
     the backward pass.
+
+    A float32 model whose state overflows, or whose derivative factors fall below
+    float32's range (passes.SMALLEST_FACTOR), is recorded again in float64: the result
+    then says dtype="float64" and why (float64_reason). A network whose state leaves
+    float64's range as well raises ValueError naming the step (docs/engine.md).
     """
     model = _as_model(model)
-    x, grad_output = _check_input(model, x, grad_output)
+    given = (x, grad_output)
+    x, grad_output = _check_input(model, *given)
+    _check_memory(model, x, max_bytes)
+    reached = [0.0]
+
+    def monotone(fraction: float) -> None:  # a float64 re-run starts again from 0: never report less
+        reached[0] = max(reached[0], fraction)
+        progress(reached[0])
+
+    report = None if progress is None else monotone
+    try:
+        return _record(model, x, grad_output, label, meta, report)
+    except FloatRangeError as error:
+        if model.weight_hh_l0.dtype == torch.float64:
+            raise _beyond_float64(error, x.shape[1]) from None
+        reason = (
+            f"the float32 state overflows at step {error.step}"
+            if error.what == "overflow"
+            else f"a derivative at step {error.step} is below float32's range"
+        )
+    model64 = copy.deepcopy(model).to(torch.float64)
+    x64, grad64 = _check_input(model64, *given)
+    _check_memory(model64, x64, max_bytes, note=f" in float64 ({reason})")
+    try:
+        return _record(model64, x64, grad64, label, meta, report, float64_reason=reason)
+    except FloatRangeError as error:
+        raise _beyond_float64(error, x.shape[1]) from None
+
+
+def _check_memory(model: RecurrentModel, x: torch.Tensor, max_bytes: int, note: str = "") -> None:
     B, T, _ = x.shape
     need = estimate_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype)
     if need > max_bytes:
         raise ValueError(
-            f"this run needs about {need / 2**30:.2f} GiB "
+            f"this run needs about {need / 2**30:.2f} GiB{note} "
             f"(batch {B} x {T} steps x {model.hidden_size} units), "
             f"over the limit of {max_bytes / 2**30:.2f} GiB: shorten the sequence, shrink the batch or "
             "hidden size, or raise max_bytes"
         )
+
+
+def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:
+    """The error for a run float64 cannot hold either."""
+    if error.what == "overflow":
+        return ValueError(
+            f"the network explodes: its state leaves float64's range (about 1.8e308) at step "
+            f"t = {error.step} of {seq_len}; record at most {error.step} steps, or shrink the recurrent "
+            "weights (spectral radius) or the inputs"
+        )
+    return ValueError(
+        f"a derivative at step t = {error.step} is below {SMALLEST_FACTOR[torch.float64]:g}, past what "
+        "float64 carries (a pre-activation beyond about +-330): scale the inputs or weights down"
+    )
+
+
+def _record(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
+    """One forward and one backward pass in the model's own dtype (FloatRangeError if it cannot)."""
     with torch.no_grad(), one_thread():
         fwd = Forward(model, x.transpose(0, 1).contiguous())
         if progress is not None:
@@ -237,4 +292,6 @@ def record(
             nonlinearity=getattr(model, "nonlinearity", "tanh"),
             label=label,
             meta=dict(meta or {}),
+            dtype=str(model.weight_hh_l0.dtype).removeprefix("torch."),
+            float64_reason=float64_reason,
         )

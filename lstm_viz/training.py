@@ -142,8 +142,9 @@ class _Run:
         self.arch = arch
         self.label = arch.upper() if init == "default" else f"{arch.upper()} ({init.replace('_', ' ')})"
         self.recurrent = self.instrumented.fused()
-        torch.manual_seed(config.seed)
-        self.readout = nn.Linear(config.hidden_size, output_size)
+        with torch.random.fork_rng(devices=[]):  # seeded readout; the global generator is left as it was
+            torch.manual_seed(config.seed)
+            self.readout = nn.Linear(config.hidden_size, output_size)
         self.params = [*self.recurrent.parameters(), *self.readout.parameters()]
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
         self.loss, self.norm, self.norm_clipped = [], [], []
