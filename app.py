@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from lstm_viz import figures, views
+from lstm_viz import figures, prose, tables
 
 st.set_page_config(page_title="Gradient flow · lstm-viz", page_icon=":material/timeline:", layout="wide")
 st.title("Gradient flow: RNN vs LSTM")
@@ -24,14 +24,14 @@ if ui.trained_toggle("flow_trained"):
             f"{recs[0].seq_len} steps); the sidebar's model settings do not apply.")  # fmt: skip
 else:
     recs = ui.recordings(settings, archs)
-summary = views.flow_summary(recs)
+summary = tables.flow_summary(recs)
 
 st.markdown(
     "**Gradient half-life**: steps back for ‖∂L/∂h<sub>t</sub>‖ to halve, from the dotted fit",
     unsafe_allow_html=True,
 )
 for column, row in zip(st.columns(len(recs) + 1), summary.itertuples(), strict=False):
-    half_life, rate = views.describe_decay(row.decades_per_step, row.half_life_steps)
+    half_life, rate = prose.half_life_text(row.decades_per_step), prose.rate_text(row.decades_per_step)
     column.metric(
         row.model,
         half_life,
@@ -42,8 +42,8 @@ for column, row in zip(st.columns(len(recs) + 1), summary.itertuples(), strict=F
         help="Slope of the dotted straight-line fit through log10 ‖∂L/∂h_t‖ (decades lost per "
         "step back); half-life = log10(2) / slope.",
     )
-fig = figures.gradient_flow_figure(recs, views.decay_fits(recs))
-ui.chart(fig, views.flow_caption(recs), "gradient_flow")
+fig = figures.gradient_flow_figure(recs, tables.decay_fits(recs))
+ui.chart(fig, prose.flow_caption(recs), "gradient_flow")
 
 with st.expander("Why the RNN's gradient vanishes"):
     st.markdown(
@@ -55,5 +55,5 @@ with st.expander("Why the RNN's gradient vanishes"):
         "carries the gradient back almost intact. See **LSTM equations** for the details.",
         unsafe_allow_html=True,
     )
-st.dataframe(views.summary_table(summary), hide_index=True)
+st.dataframe(tables.summary_table(summary), hide_index=True)
 ui.csv_download(recs, "gradient_flow")

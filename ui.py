@@ -1,10 +1,10 @@
-"""Streamlit helpers shared by the pages: the settings sidebar, cached recordings, charts, downloads.
+"""Streamlit widgets shared by the pages: the settings sidebar, cached recordings, charts, downloads.
 
-Every control is bound to the URL (bind="query-params", the widget key is the
-parameter name), so a link reproduces the view and the settings follow the user
-from page to page. The model settings are shared on purpose: the gates page shows
-the very LSTM whose gradient the first page plotted. Page-only widgets carry a
-page prefix in their key.
+The sidebar is drawn from the declared settings (lstm_viz.settings.SETTINGS): each widget's
+key is the setting's name, which is also its URL parameter, so a link reproduces the view and
+the settings follow the user from page to page. The model settings are shared on purpose: the
+gates page shows the very LSTM whose gradient the first page plotted. Page-only widgets carry
+a page prefix in their key.
 """
 
 from __future__ import annotations
@@ -15,19 +15,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from lstm_viz import INITS, INPUTS, Recording
+from lstm_viz import Recording
+from lstm_viz.settings import SETTINGS, Settings, check_memory, complete, from_query, run, to_query
+from lstm_viz.tables import figure_html, tidy_csv
 from lstm_viz.training import record_trained
-from lstm_viz.views import HIDDEN_SIZE_RANGE, SEQ_LEN_RANGE, RunSettings, figure_html, run, tidy_csv
 
-DEFAULTS = RunSettings()
-INIT_HELP = (
-    "default: PyTorch's uniform(±1/√H). forget_bias: the effective forget-gate bias below. "
-    "chrono: forget bias ~ log U(1, T-1), input bias = minus that (Tallec & Ollivier 2018). "
-    "orthogonal: W_hh = ρ·Q, Q random orthogonal. identity: W_hh = ρ·I, zero biases (IRNN, Le et al. 2015)."
-)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 # Runs above this many (sample, step, unit) values show a progress bar.
 PROGRESS_CELLS = 200_000
+SIDEBAR = [s for s in SETTINGS if s.widget is not None]
+_ALL_KEYS = {s.name for s in SIDEBAR} | {a for s in SIDEBAR for a in s.aliases}
 
 
 def _open_cell_path() -> None:
@@ -36,7 +33,7 @@ def _open_cell_path() -> None:
 
 def _rnn_init_changed() -> None:
     if st.session_state.get("rnn_init") == "identity":
-        st.session_state["rnn_act"] = "relu"  # IRNN (Le et al. 2015) is a relu network
+        st.session_state["rnn_nonlinearity"] = "relu"  # IRNN (Le et al. 2015) is a relu network
 
 
 PAGES = (  # Streamlit would name the first page after its file, "app"
@@ -45,70 +42,44 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/2_LSTM_equations.py", "LSTM equations", ":material/function:"),
     ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
 )
-
-
-# The sidebar's model settings, shared by every page: key (= URL parameter) -> (default, allowed).
-# They sync with the URL by hand rather than with bind="query-params": Streamlit drops bound
-# parameters when the user switches pages, and a bound widget then falls back to its default.
-SHARED = {
-    "seq_len": (DEFAULTS.seq_len, SEQ_LEN_RANGE),
-    "hidden_size": (DEFAULTS.hidden_size, HIDDEN_SIZE_RANGE),
-    "batch": (DEFAULTS.batch_size, (1, 64)),
-    "input": (DEFAULTS.input_kind, tuple(INPUTS)),
-    "input_size": (DEFAULTS.input_size, (1, 64)),
-    "seed": (DEFAULTS.seed, (0, 2**31 - 1)),
-    "lstm_init": (DEFAULTS.lstm_init, INITS["lstm"]),
-    "forget_bias": (DEFAULTS.forget_bias, (-3.0, 10.0)),
-    "rnn_init": (DEFAULTS.rnn_init, INITS["rnn"]),
-    "rho": (DEFAULTS.spectral_radius, (0.1, 2.0)),
-    "rnn_act": (DEFAULTS.rnn_nonlinearity, ("tanh", "relu")),
-    "gru_init": (DEFAULTS.gru_init, INITS["gru"]),
-}
-
-
-def _from_url(key: str):
-    """The URL's value for a shared setting, checked and typed; its default when absent or bad."""
-    default, allowed = SHARED[key]
-    raw = st.query_params.get(key)
-    if raw is None:
-        return default
-    if isinstance(default, str):
-        return raw if raw in allowed else default
-    try:
-        value = type(default)(float(raw))
-    except ValueError:
-        return default
-    low, high = allowed
-    return value if low <= value <= high else default
-
-
+# The settings sync with the URL by hand rather than with bind="query-params": Streamlit drops
+# bound parameters when the user switches pages, and a bound widget then falls back to its default.
 _KEPT, _PAGE = "_shared_settings", "_settings_page"  # plain session keys: they outlive widgets
 
 
 def _settings_from_url(page: str) -> None:
     """Put the shared settings into their widgets' state when a page is entered.
 
-    Priority: the URL (a shared link, or a page link, which carries them), then the values
-    kept from the last page, then the defaults. Streamlit drops widget state when the user
-    switches pages; on reruns within a page the widgets own their values and are left alone.
+    A URL that names any setting (a shared link, or a page link, which carries them all) decides
+    every setting, the unnamed ones taking their defaults; without one, the values kept from the
+    last page stay. A URL value that is not allowed is dropped with a warning that says so.
+    Streamlit drops widget state when the user switches pages; on reruns within a page the
+    widgets own their values and are left alone.
     """
-    kept = st.session_state.get(_KEPT, {})
     entering = st.session_state.get(_PAGE) != page
     st.session_state[_PAGE] = page
-    for key, (default, _) in SHARED.items():
-        if entering or key not in st.session_state:
-            st.session_state[key] = _from_url(key) if key in st.query_params else kept.get(key, default)
+    given, problems = from_query({k: v for k, v in st.query_params.to_dict().items() if k in _ALL_KEYS})
+    if entering and given:
+        values = complete(given)
+    else:
+        values = complete(st.session_state.get(_KEPT, {}))
+    for setting in SIDEBAR:
+        if entering or setting.name not in st.session_state:
+            st.session_state[setting.name] = values[setting.name]
+    if entering and problems:
+        used = "; ".join(f"{why}; using {values[name]}" for name, why in problems.items())
+        st.warning(f"Part of the link was not used: {used}.", icon=":material/link_off:")
 
 
-def _settings_to_url() -> None:
-    """Keep the shared settings for the next page and write them into the URL (defaults left out)."""
-    st.session_state[_KEPT] = {key: st.session_state[key] for key in SHARED}
-    for key, (default, _) in SHARED.items():
-        value = st.session_state[key]
-        if value == default:
-            st.query_params.pop(key, None)
-        else:
-            st.query_params[key] = str(value)
+def _settings_to_url(values: dict) -> None:
+    """Keep the shared settings for the next page and write the non-default ones into the URL."""
+    st.session_state[_KEPT] = values
+    wanted = to_query(values)
+    for key in _ALL_KEYS - set(wanted):
+        st.query_params.pop(key, None)
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def nav() -> None:
@@ -116,9 +87,9 @@ def nav() -> None:
 
     Each link carries the shared settings, so the next page shows the same models.
     """
-    kept = st.session_state.get(_KEPT, {})
-    current = {k: st.session_state.get(k, kept.get(k, default)) for k, (default, _) in SHARED.items()}
-    shared = {k: str(v) for k, v in current.items() if v != SHARED[k][0]}
+    kept = complete(st.session_state.get(_KEPT, {}))
+    current = {s.name: st.session_state.get(s.name, kept[s.name]) for s in SIDEBAR}
+    shared = to_query(current)
     for path, label, icon in PAGES:
         try:
             st.sidebar.page_link(path, label=label, icon=icon, query_params=shared)
@@ -129,90 +100,64 @@ def nav() -> None:
     st.sidebar.divider()
 
 
-def settings_sidebar(page: str) -> RunSettings:
-    """Draw the page links and the shared model settings in the sidebar; returns the settings.
+def _widget(container, setting, values: dict):
+    """Draw one setting's widget (key = its name); returns its value."""
+    kwargs = {"key": setting.name, "help": setting.help or None, "disabled": not setting.applies(values)}
+    if setting.widget == "select":
+        on_change = _rnn_init_changed if setting.name == "rnn_init" else None
+        return container.selectbox(setting.label, setting.choices, on_change=on_change, **kwargs)
+    if setting.widget == "radio":
+        return container.radio(setting.label, setting.choices, horizontal=True, **kwargs)
+    low, high = (setting.type(v) for v in setting.slider_range)
+    if setting.widget == "number":
+        return container.number_input(setting.label, low, high, **kwargs)
+    step = None if setting.step is None else setting.type(setting.step)
+    return container.slider(setting.label, low, high, step=step, **kwargs)
 
-    page names the calling page (any string unique to it).
-    """
+
+def settings_sidebar(page: str) -> Settings:
+    """Draw the page links and every declared setting in the sidebar, under its group's header;
+    returns the settings. page names the calling page (any string unique to it)."""
     _settings_from_url(page)
     nav()
     sb = st.sidebar
-    sb.header("Run")
-    seq_len = sb.slider("Sequence length", *SEQ_LEN_RANGE, step=10, key="seq_len",
-                        help="Steps T in the input sequence.")  # fmt: skip
-    hidden_size = sb.slider("Hidden size", *HIDDEN_SIZE_RANGE, key="hidden_size",
-                            help="Units H in each model's state.")  # fmt: skip
-    batch_size = sb.slider("Batch of sequences", *SHARED["batch"][1], key="batch",
-                           help="More than one: lines are medians with the interquartile band.")  # fmt: skip
-    input_kind = sb.selectbox("Input", SHARED["input"][1], key="input")
-    c1, c2 = sb.columns(2)
-    input_size = c1.number_input("Input features", *SHARED["input_size"][1], key="input_size")
-    seed = c2.number_input("Seed", *SHARED["seed"][1], key="seed")
-
-    sb.header("LSTM")
-    lstm_init = sb.selectbox("LSTM init", INITS["lstm"], key="lstm_init", help=INIT_HELP)
-    forget_bias = sb.slider(
-        "Forget-gate bias (effective)",
-        *SHARED["forget_bias"][1],
-        step=0.5,
-        key="forget_bias",
-        disabled=lstm_init != "forget_bias",
-        help="b_if + b_hf. PyTorch adds both biases, so 1 in each means 2.",
-    )
-    sb.button(
-        "Open the cell path: chrono init",
-        on_click=_open_cell_path,
-        disabled=lstm_init == "chrono",
-        help="Forget bias ~ log U(1, T-1): forget gates start near 1, so the cell keeps its memory.",
-    )
-
-    sb.header("RNN")
-    rnn_init = sb.selectbox(
-        "RNN init", INITS["rnn"], key="rnn_init", help=INIT_HELP, on_change=_rnn_init_changed
-    )
-    spectral_radius = sb.slider(
-        "Spectral radius ρ of W_hh",
-        *SHARED["rho"][1],
-        step=0.05,
-        key="rho",
-        disabled=rnn_init == "default",
-        help="Used by the orthogonal and identity inits; above 1 gradients explode.",
-    )
-    nonlinearity = sb.radio("RNN activation", ("tanh", "relu"), horizontal=True, key="rnn_act")
-
-    sb.header("GRU")
-    gru_init = sb.selectbox("GRU init", INITS["gru"], key="gru_init", help=INIT_HELP)
-    _settings_to_url()
-    return RunSettings(
-        seq_len=int(seq_len),
-        hidden_size=int(hidden_size),
-        seed=int(seed),
-        input_kind=input_kind,
-        input_size=int(input_size),
-        batch_size=int(batch_size),
-        lstm_init=lstm_init,
-        forget_bias=float(forget_bias),
-        rnn_init=rnn_init,
-        spectral_radius=float(spectral_radius),
-        rnn_nonlinearity=nonlinearity,
-        gru_init=gru_init,
-    )
+    values = {s.name: st.session_state[s.name] for s in SIDEBAR}
+    groups = list(dict.fromkeys(s.group for s in SIDEBAR))
+    for group in groups:
+        sb.header(group)
+        members = [s for s in SIDEBAR if s.group == group]
+        numbers = [s for s in members if s.widget == "number"]
+        columns = iter(sb.columns(len(numbers))) if numbers else None
+        for setting in members:
+            container = next(columns) if setting.widget == "number" else sb
+            values[setting.name] = setting.type(_widget(container, setting, values))
+        if group == "LSTM":
+            sb.button(
+                "Open the cell path: chrono init",
+                on_click=_open_cell_path,
+                disabled=values["lstm_init"] == "chrono",
+                help="Forget bias ~ log U(1, T-1): forget gates start near 1, so the cell keeps its memory.",
+            )
+    _settings_to_url(values)
+    return Settings(**complete(values))
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
 def cached_recording(arch: str, **settings) -> Recording:
     """run() on plain values, so repeated settings come from the cache."""
-    return run(RunSettings(**settings), arch)
+    return run(Settings(**settings), arch)
 
 
-def recordings(settings: RunSettings, archs: list[str]) -> list[Recording]:
+def recordings(settings: Settings, archs: list[str]) -> list[Recording]:
     """Cached recordings of each arch, with a progress bar for long runs; a ValueError from the
-    library (memory estimate over the limit, bad input) shows as an error and stops the page."""
+    library (memory estimate over the limit, bad input) shows as an error and stops the page.
+    Memory is checked for every arch before any of them runs."""
     cells = settings.batch_size * settings.seq_len * settings.hidden_size
     slot = st.empty()
     bar = slot.progress(0.0, text="Recording...") if cells > PROGRESS_CELLS else None
     out = []
     try:
+        check_memory(settings, archs)
         for k, arch in enumerate(archs):
             if bar is not None:
                 bar.progress(

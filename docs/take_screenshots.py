@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 SHOTS = [  # (file name, path and query, heading)
-    ("gradient_flow", "?seq_len=300&hidden_size=64&batch=8&lstm_init=chrono", "Gradient flow: RNN vs LSTM"),
+    ("gradient_flow", "?seq_len=300&hidden_size=64&batch_size=8&lstm_init=chrono", "Gradient flow: RNN vs LSTM"),
     (
         "gates_and_cell_state",
         "Gates_and_cell_state?seq_len=300&hidden_size=64&lstm_init=chrono&gates_sort=mean+forget+gate"

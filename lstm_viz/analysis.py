@@ -104,19 +104,3 @@ def gate_stats(rec: Recording, gate: str | None = None) -> GateStats:
         frac_above=(values > 0.9).mean(axis=(0, 1)),
     )
 
-
-def summary(rec: Recording) -> dict[str, float]:
-    """Headline numbers for one recording, for metrics and the command line."""
-    fit = decay_fit(rec)
-    radii = recurrent_spectral_radii(rec)
-    out = {
-        "decades_per_step": fit.decades_per_step,
-        "half_life_steps": fit.half_life,
-        "log10_grad_h_first": float(median_curve(rec.log10_grad_h)[0]),
-        "spectral_radius": max(radii.values()),
-    }
-    if rec.arch in KEEP_GATE:
-        stats = gate_stats(rec)
-        out[f"mean_{stats.gate}_gate"] = float(stats.mean.mean())
-        out["median_time_constant_steps"] = float(np.median(stats.time_constant))
-    return out

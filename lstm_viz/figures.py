@@ -121,7 +121,6 @@ def gradient_flow_figure(
     recordings: Sequence[Recording],
     fits: Mapping[str, DecayFit] | None = None,
     *,
-    show_cell: bool = True,
     max_points: int = MAX_LINE_POINTS,
 ) -> go.Figure:
     """log10 ||dL/dh_t|| against t for each recording on one axis (and the LSTM's ||dL/dc_t||).
@@ -136,7 +135,7 @@ def gradient_flow_figure(
     for rec in recordings:
         color = ARCH_COLORS.get(rec.arch, "#888888")
         series = [("h", rec.log10_grad_h, "solid")]
-        if show_cell and rec.log10_grad_c is not None:
+        if rec.log10_grad_c is not None:
             series.append(("c", rec.log10_grad_c, "dash"))
         for symbol, values, dash in series:
             group = f"{rec.name}-{symbol}"
@@ -328,8 +327,8 @@ def gate_mean_figure(
 def saturation_figure(rec: Recording, fractions: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> go.Figure:
     """Per gate, one point per unit: fraction of steps with the gate < 0.1 (x) against > 0.9 (y).
 
-    fractions maps gate name -> (frac_below (H,), frac_above (H,)), e.g. from
-    lstm_viz.analysis.saturation. After Karpathy, Johnson & Fei-Fei (2015), Fig. 3:
+    fractions maps gate name -> (frac_below (H,), frac_above (H,)), e.g. the frac_below and
+    frac_above of lstm_viz.analysis.gate_stats. After Karpathy, Johnson & Fei-Fei (2015), Fig. 3:
     points near (0, 0) are gates that never commit; the corners are units that act as
     switches; the diagonal x + y = 1 holds units that are always saturated.
     """

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from lstm_viz import analysis, figures, views
+from lstm_viz import analysis, figures, prose, tables
 
 st.set_page_config(
     page_title="Gates and cell state · lstm-viz", page_icon=":material/grid_on:", layout="wide"
@@ -29,7 +29,7 @@ if ui.trained_toggle("gates_trained"):
     (rec,) = trained
 else:
     (rec,) = ui.recordings(settings, [arch])
-sort_by = c2.selectbox("Sort units by", views.UNIT_ORDERS, key="gates_sort", bind="query-params")
+sort_by = c2.selectbox("Sort units by", tables.UNIT_ORDERS, key="gates_sort", bind="query-params")
 sample = c3.number_input(
     "Sequence",
     0,
@@ -48,7 +48,7 @@ units = c4.multiselect(
     placeholder="pick units to draw in the mean chart",
 )
 
-order = views.unit_order(rec, sort_by)
+order = tables.unit_order(rec, sort_by)
 order_label = "" if sort_by == "unit index" else sort_by
 st.caption(
     f"Heatmaps: sequence {sample} of the batch of {rec.batch_size}; rows "
@@ -68,7 +68,7 @@ for k, quantity in enumerate(quantities):
             order_label=order_label,
             max_cells=(1000, 128),
         )
-        ui.chart(fig, views.QUANTITY_CAPTIONS[quantity], f"{arch}_{quantity}_heatmap")
+        ui.chart(fig, prose.QUANTITY_CAPTIONS[quantity], f"{arch}_{quantity}_heatmap")
 
 st.subheader("Mean over units", anchor=False)
 fig = figures.gate_mean_figure(rec, quantities, units=[int(u) for u in units])

@@ -5,7 +5,8 @@ from dataclasses import asdict
 import streamlit as st
 
 import ui
-from lstm_viz import figures, views
+from lstm_viz import figures, prose, tables
+from lstm_viz.settings import Settings, lstm_parity
 
 st.set_page_config(page_title="LSTM equations · lstm-viz", page_icon=":material/function:", layout="wide")
 st.title("The LSTM, equation by equation")
@@ -15,10 +16,10 @@ settings = ui.settings_sidebar("equations")
 
 @st.cache_data(max_entries=16, show_spinner="Stepping the cell by hand and running torch.nn.LSTM...")
 def parity(**plain) -> dict[str, float]:
-    return views.lstm_parity(views.RunSettings(**plain))
+    return lstm_parity(Settings(**plain))
 
 
-lines = views.lstm_cell_lines()
+lines = prose.lstm_cell_lines()
 rows = [
     (
         r"\begin{bmatrix} a^i_t \\ a^f_t \\ a^g_t \\ a^o_t \end{bmatrix}"
@@ -66,14 +67,14 @@ shorter = st.session_state.get("eq_t", 0) > last  # the sequence got shorter tha
 if shorter:
     st.session_state["eq_t"] = last
 t = st.slider("Step t", 0, last, None if shorter else min(10, last), key="eq_t", bind="query-params")
-st.dataframe(views.step_values(rec, t), hide_index=True, width="stretch")
+st.dataframe(tables.step_values(rec, t), hide_index=True, width="stretch")
 st.caption(
     "Gates, cell and hidden state at step t for the first units of sequence 0: check that "
     "cell = forget × cell (previous) + input × candidate, and hidden = output × tanh(cell)."
 )
 
 st.subheader("Why the RNN's gradient vanishes and the cell path need not", anchor=False)
-for kind, text in views.vanishing_explanation(rnn_rec, rec):
+for kind, text in prose.vanishing_explanation(rnn_rec, rec):
     if kind == "latex":
         st.latex(text)
     else:

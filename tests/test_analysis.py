@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_viz import build_model, decay_fit, gate_stats, make_input, record, recurrent_spectral_radii, summary
+from lstm_viz import build_model, decay_fit, gate_stats, make_input, record, recurrent_spectral_radii
 from lstm_viz.analysis import median_curve
 
 
@@ -68,9 +68,3 @@ def test_saturation_fractions_count_steps_beyond_the_thresholds():
 def test_median_curve_ignores_exact_zeros():
     values = np.array([[-np.inf, 1.0], [2.0, 3.0], [4.0, -np.inf]])
     np.testing.assert_allclose(median_curve(values), [3.0, 2.0])
-
-
-def test_summary_has_the_headline_numbers():
-    out = summary(record(build_model("lstm", 2, 8), make_input("gaussian", 2, 100, 2)))
-    assert {"decades_per_step", "half_life_steps", "spectral_radius", "mean_forget_gate"} <= set(out)
-    assert 0.3 < out["mean_forget_gate"] < 0.7  # PyTorch's default init: forget gates near 0.5

@@ -92,26 +92,53 @@ def test_batch_mode_draws_a_band():
     assert len(flow) > len(single)  # two band traces per line
 
 
-def test_url_sets_every_model_control():
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"spectral_radius": "rnn_spectral", "rnn_nonlinearity": "act", "batch_size": "b", "input_kind": "in"},
+        {
+            "rho": "rnn_spectral",
+            "rnn_act": "act",
+            "batch": "b",
+            "input": "in",
+        },  # links made before the rename
+    ],
+    ids=["names", "old-aliases"],
+)
+def test_url_sets_every_model_control(names):
+    value = {"rnn_spectral": "0.9", "act": "relu", "b": "2", "in": "sine"}
+    params = {key: value[v] for key, v in names.items()}
     at = run_page(
-        "app.py",
-        seed="3",
-        input="sine",
-        lstm_init="forget_bias",
-        forget_bias="4.0",
-        rnn_init="orthogonal",
-        rho="0.9",
-        rnn_act="relu",
-        batch="2",
+        "app.py", seed="3", lstm_init="forget_bias", forget_bias="4.0", rnn_init="orthogonal", **params
     )
     assert at.number_input(key="seed").value == 3
-    assert at.selectbox(key="input").value == "sine"
+    assert at.selectbox(key="input_kind").value == "sine"
     assert at.selectbox(key="lstm_init").value == "forget_bias"
     assert at.slider(key="forget_bias").value == 4.0
     assert at.selectbox(key="rnn_init").value == "orthogonal"
-    assert at.slider(key="rho").value == 0.9
-    assert at.radio(key="rnn_act").value == "relu"
+    assert at.slider(key="spectral_radius").value == 0.9
+    assert at.radio(key="rnn_nonlinearity").value == "relu"
+    assert at.slider(key="batch_size").value == 2
     assert [m.label for m in at.metric] == ["RNN (orthogonal, ρ=0.9, relu)", "LSTM (forget bias 4)"]
+    # the URL now speaks the one name of each setting
+    assert at.query_params["spectral_radius"] == "0.9"
+    assert "rho" not in at.query_params and "batch" not in at.query_params
+
+
+def test_a_link_with_a_bad_value_says_what_was_used_instead():
+    at = run_page("app.py", hidden_size="9999", lstm_init="magic")
+    (warning,) = at.warning
+    assert "hidden_size=9999" in warning.value and "using 64" in warning.value
+    assert "lstm_init=magic" in warning.value and "using default" in warning.value
+    assert at.slider(key="hidden_size").value == 64
+
+
+def test_a_link_with_identity_init_gives_the_relu_network():
+    at = run_page("app.py", rnn_init="identity", spectral_radius="0.5")
+    assert at.radio(key="rnn_nonlinearity").value == "relu"
+    assert at.metric[0].label == "RNN (identity, ρ=0.5, relu)"
+    at = run_page("app.py", rnn_init="identity", rnn_nonlinearity="tanh")
+    assert at.metric[0].label == "RNN (identity, ρ=1)"
 
 
 def test_one_click_chrono_init():
@@ -129,6 +156,7 @@ def test_memory_limit_is_an_error_message_not_a_traceback():
     at.run()
     assert not at.exception
     assert "GiB" in at.error[0].value and "shorten" in at.error[0].value
+    assert "seq_len up to" in at.error[0].value and "max_bytes" not in at.error[0].value
     assert not at.get("plotly_chart")
 
 

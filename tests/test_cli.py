@@ -15,7 +15,7 @@ import pytest
 
 from lstm_viz import analysis, build_model, make_input, record
 from lstm_viz.cli import chart, main
-from lstm_viz.views import RunSettings
+from lstm_viz.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--seq-len", "8", "--hidden-size", "4", "--input-size", "3", "--batch-size", "2", "--seed", "1"]
@@ -88,7 +88,7 @@ def test_tiny_run_writes_csv_and_parquet_with_the_tidy_columns(tmp_path):
 def test_printed_decay_rates_are_the_librarys(tmp_path):
     code, out, err = run_cli(*TINY, "--arch", "rnn", "lstm", "--lstm-init", "chrono")
     assert code == 0, err
-    settings = RunSettings(seq_len=8, hidden_size=4, input_size=3, batch_size=2, seed=1, lstm_init="chrono")
+    settings = Settings(seq_len=8, hidden_size=4, input_size=3, batch_size=2, seed=1, lstm_init="chrono")
     x = make_input(settings.input_kind, 2, 8, 3, seed=1)
     lines = out.splitlines()
     for arch in ("rnn", "lstm"):
@@ -113,7 +113,7 @@ def test_norms_only_and_html(tmp_path):
 
 def test_chart_fit_lines_lie_on_the_fitted_decay():
     """Each model's dotted fit line is the library's fit, drawn over the steps it was fitted on."""
-    settings = RunSettings(seq_len=40, hidden_size=4, input_size=3, seed=2)
+    settings = Settings(seq_len=40, hidden_size=4, input_size=3, seed=2)
     x = make_input(settings.input_kind, 1, 40, 3, seed=2)
     recs = [
         record(build_model(arch, 3, 4, **settings.model_kwargs(arch)), x, label=settings.label(arch))

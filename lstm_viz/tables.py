@@ -1,0 +1,131 @@
+"""Tables and exports of recordings: the summary per model, tidy frames, CSV and HTML bytes,
+per-step values, unit orders. Numbers only; the words around them live in prose.py."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import analysis
+from .prose import half_life_text
+from .record import Recording
+
+# Above this many (sample, step, unit) values the CSV export holds the per-step norms only.
+MAX_EXPORT_CELLS = 2_000_000
+UNIT_ORDERS = ("unit index", "mean forget gate", "mean |cell state|", "mean output gate")
+
+
+def decay_fits(recordings: Sequence[Recording]) -> dict[str, analysis.DecayFit]:
+    """name -> fitted decay line of log10 ||dL/dh_t||, the `fits` of gradient_flow_figure."""
+    return {rec.name: analysis.decay_fit(rec) for rec in recordings}
+
+
+def flow_summary(recordings: Sequence[Recording]) -> pd.DataFrame:
+    """One row per recording: decay rate, half-life and the total decades lost over the sequence."""
+    rows = []
+    for rec in recordings:
+        fit = analysis.decay_fit(rec)
+        cell = analysis.median_curve(rec.log10_grad_c)[0] if rec.log10_grad_c is not None else math.nan
+        rows.append(
+            {
+                "model": rec.name,
+                "arch": rec.arch,
+                "decades_per_step": fit.decades_per_step,
+                "half_life_steps": fit.half_life,
+                "log10_grad_h_at_t0": float(analysis.median_curve(rec.log10_grad_h)[0]),
+                "log10_grad_c_at_t0": float(cell),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """flow_summary with column titles for people; "—" where a model has no cell state."""
+    cell = "log10 ‖∂L/∂c‖ at t=0"
+    table = summary.drop(columns="arch").rename(
+        columns={
+            "decades_per_step": "decades lost per step",
+            "half_life_steps": "half-life (steps)",
+            "log10_grad_h_at_t0": "log10 ‖∂L/∂h‖ at t=0",
+            "log10_grad_c_at_t0": cell,
+        }
+    )
+    table[cell] = ["—" if math.isnan(v) else f"{v:.4f}" for v in table[cell]]
+    return table
+
+
+def summary_text(recordings: Sequence[Recording]) -> str:
+    """Decay rate and half-life per model as aligned plain text (the command line's table)."""
+    rows = [("model", "decades/step", "half-life", "log10 ||dL/dh_0||")]
+    for row in flow_summary(recordings).itertuples():
+        half = half_life_text(row.decades_per_step)
+        rows.append((row.model, f"{row.decades_per_step:.4g}", half, f"{row.log10_grad_h_at_t0:.2f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)])
+        for r in rows
+    )
+
+
+def tidy_frame(recordings: Sequence[Recording], per_unit: bool | None = None) -> pd.DataFrame:
+    """The recordings' tidy frames stacked, with a first column 'model' (the legend name).
+
+    per_unit None: per-unit values only for recordings of at most MAX_EXPORT_CELLS values
+    (a T = 10,000, H = 512 export stays downloadable); see `drops_per_unit`.
+    """
+    frames = []
+    for rec in recordings:
+        keep = not drops_per_unit(rec) if per_unit is None else per_unit
+        frame = rec.to_frame(per_unit=keep)
+        frame.insert(0, "model", rec.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def drops_per_unit(rec: Recording) -> bool:
+    """Whether the default export leaves out this recording's per-unit rows (it is too big)."""
+    return rec.batch_size * rec.seq_len * rec.hidden_size > MAX_EXPORT_CELLS
+
+
+def tidy_csv(recordings: Sequence[Recording]) -> bytes:
+    """tidy_frame(recordings) as CSV bytes."""
+    return tidy_frame(recordings).to_csv(index=False).encode()
+
+
+def figure_html(fig: go.Figure) -> bytes:
+    """A self-contained HTML page of the figure (plotly.js inlined: opens offline)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True).encode()
+
+
+def unit_order(rec: Recording, by: str) -> np.ndarray:
+    """Unit indices (H,) sorted by `by` (one of UNIT_ORDERS), largest first; gates the
+    architecture lacks (GRU: forget -> update, output -> none) fall back to the index order."""
+    if by not in UNIT_ORDERS:
+        raise ValueError(f"sort units by one of {UNIT_ORDERS}, got {by!r}")
+    key = {
+        "mean forget gate": rec.gates.get("forget", rec.gates.get("update")),
+        "mean |cell state|": None if rec.cell is None else np.abs(rec.cell),
+        "mean output gate": rec.gates.get("output"),
+    }.get(by)
+    if key is None:
+        return np.arange(rec.hidden_size)
+    return np.argsort(-key.mean(axis=(0, 1)), kind="stable")
+
+
+def step_values(rec: Recording, t: int, units: int = 6) -> pd.DataFrame:
+    """Gate, cell and hidden values of sample 0 at step t for the first `units` units:
+    one row per unit, one column per quantity (f_t, i_t, g_t, o_t, c_{t-1}, c_t, h_t)."""
+    t = int(np.clip(t, 0, rec.seq_len - 1))
+    k = min(units, rec.hidden_size)
+    frame = pd.DataFrame({"unit": np.arange(k)})
+    for name, values in rec.gates.items():
+        frame[name] = values[0, t, :k]
+    if rec.cell is not None:
+        frame["cell (previous)"] = rec.cell[0, t - 1, :k] if t > 0 else np.zeros(k, dtype=rec.cell.dtype)
+        frame["cell"] = rec.cell[0, t, :k]
+    frame["hidden"] = rec.hidden[0, t, :k]
+    return frame
