@@ -34,12 +34,19 @@ class DecayFit:
         return self.intercept + self.decades_per_step * np.asarray(t, dtype=np.float64)
 
 
-def median_curve(values: np.ndarray) -> np.ndarray:
-    """Median over the batch of a (B, T) curve, ignoring -inf (exactly zero gradients)."""
+def batch_percentile(values: np.ndarray, q: float) -> np.ndarray:
+    """q-th percentile over the batch (axis 0) of log10 norms, ignoring -inf (a gradient that is
+    exactly zero, e.g. behind dead relu units); NaN where every sample is zero, which Plotly
+    draws as a gap."""
     finite = np.where(np.isfinite(values), values, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN step stays NaN
-        return np.nanmedian(finite, axis=0)
+        return np.nanpercentile(finite, q, axis=0)
+
+
+def median_curve(values: np.ndarray) -> np.ndarray:
+    """Median over the batch of a (B, T) curve, ignoring -inf (exactly zero gradients)."""
+    return batch_percentile(values, 50)
 
 
 def decay_fit(rec: Recording, quantity: str = "log10_grad_h") -> DecayFit:
@@ -103,4 +110,3 @@ def gate_stats(rec: Recording, gate: str | None = None) -> GateStats:
         frac_below=(values < 0.1).mean(axis=(0, 1)),
         frac_above=(values > 0.9).mean(axis=(0, 1)),
     )
-

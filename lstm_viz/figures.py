@@ -10,14 +10,13 @@ light and dark mode and exports fall back to Plotly's default.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .analysis import DecayFit
+from .analysis import DecayFit, batch_percentile
 from .record import Recording
 
 # Tableau 10 red / blue / green: distinct for common colour-vision deficiencies and
@@ -77,16 +76,6 @@ def block_size(n: int, max_len: int) -> int:
     return 1 if n <= max_len else math.ceil(n / max_len)
 
 
-def _over_batch(values: np.ndarray, q: float) -> np.ndarray:
-    """q-th percentile over samples (axis 0) of log10 norms, ignoring -inf (a gradient that is
-    exactly zero, e.g. behind dead relu units) as analysis.median_curve does; NaN where every
-    sample is zero, which Plotly draws as a gap."""
-    finite = np.where(np.isfinite(values), values, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN step stays NaN
-        return np.nanpercentile(finite, q, axis=0)
-
-
 def rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -139,12 +128,12 @@ def gradient_flow_figure(
             series.append(("c", rec.log10_grad_c, "dash"))
         for symbol, values, dash in series:
             group = f"{rec.name}-{symbol}"
-            median, t = decimate(_over_batch(values, 50), max_points)
+            median, t = decimate(batch_percentile(values, 50), max_points)
             worst_block = max(worst_block, block_size(values.shape[1], max_points))
             zero_steps = max(zero_steps, int(np.isnan(median).sum()))
             if values.shape[0] > 1:
-                q25, _ = decimate(_over_batch(values, 25), max_points)
-                q75, _ = decimate(_over_batch(values, 75), max_points)
+                q25, _ = decimate(batch_percentile(values, 25), max_points)
+                q75, _ = decimate(batch_percentile(values, 75), max_points)
                 band(fig, t, q25, q75, color, group)
             label = f"{rec.name}: ‖∂L/∂{symbol}<sub>t</sub>‖"
             fig.add_trace(
@@ -388,7 +377,7 @@ def step_factor_figure(recordings: Sequence[Recording], *, max_points: int = MAX
             series.append(("∂L/∂c", rec.log10_grad_c, "dash"))
         for symbol, values, dash in series:
             with np.errstate(invalid="ignore"):  # -inf - -inf where the gradient is exactly 0
-                step, t = decimate(_over_batch(-np.diff(values, axis=1), 50), max_points)
+                step, t = decimate(batch_percentile(-np.diff(values, axis=1), 50), max_points)
             fig.add_trace(
                 go.Scatter(
                     x=t,

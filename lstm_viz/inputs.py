@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from .checks import check_int
+
 MAX_SEQ_LEN = 10_000
 MAX_BATCH_SIZE = 1024
 
@@ -72,7 +74,6 @@ def make_input(kind: str, batch_size: int, seq_len: int, input_size: int, *, see
         ("seq_len", seq_len, MAX_SEQ_LEN),
         ("input_size", input_size, 4096),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            raise ValueError(f"{name} must be an integer between 1 and {high}, got {value!r}")
+        check_int(name, value, 1, high)
     generator = torch.Generator().manual_seed(seed)
     return INPUTS[kind](batch_size, seq_len, input_size, generator)

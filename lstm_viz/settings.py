@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, make_dataclass, replace
 
 import torch
 
+from .checks import check_int
 from .inputs import INPUTS, MAX_BATCH_SIZE, MAX_SEQ_LEN, make_input
 from .models import INITS, LSTM, MAX_HIDDEN_SIZE, MAX_INPUT_SIZE, RecurrentModel, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
@@ -32,13 +33,6 @@ _INIT_TEXTS = {
 def init_help(arch: str) -> str:
     """What each of arch's inits does, one clause each."""
     return ". ".join(f"{name}: {_INIT_TEXTS[name]}" for name in INITS[arch]) + "."
-
-
-def check_int(name: str, value: object, low: int, high: int) -> int:
-    """value as an int; ValueError naming the setting and its range unless it is an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .analysis import KEEP_GATE  # the gate that decides how much of the past survives
+from .checks import check_int
 from .models import ARCHS, INITS, RecurrentModel, build_model
 from .record import Recording, record
 from .tasks import check_lag, get_task, make_batch
@@ -82,9 +83,7 @@ class TrainConfig:
             ("probe_size", 1, 256),
             ("test_size", 1, 100_000),
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+            check_int(name, getattr(self, name), low, high)
         if not 0 < self.lr <= 1:
             raise ValueError(f"lr must be in (0, 1], got {self.lr!r}")
         if self.clip is not None and not self.clip > 0:

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .analysis import batch_percentile
 from .figures import ARCH_COLORS, MAX_LINE_POINTS, band, block_size, decimate
 from .tasks import get_task
 from .training import GATE_BINS, KEEP_GATE, TrainingResult
@@ -158,10 +159,8 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
     fig = go.Figure()
     for res in results.values():
         color, k = _color(res.arch), res.snapshot_index(step)
-        values = np.where(np.isneginf(res.log10_grad_h[k]), np.nan, res.log10_grad_h[k])
-        q25, q50, q75 = (
-            decimate(np.nanpercentile(values, q, axis=0), MAX_LINE_POINTS)[0] for q in (25, 50, 75)
-        )
+        values = res.log10_grad_h[k]
+        q25, q50, q75 = (decimate(batch_percentile(values, q), MAX_LINE_POINTS)[0] for q in (25, 50, 75))
         t = decimate(values[0], MAX_LINE_POINTS)[1]
         band(fig, t, q25, q75, color, res.arch)
         fig.add_trace(
