@@ -27,6 +27,7 @@ INITS = {
 GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
 MAX_INPUT_SIZE = 4096
 MAX_HIDDEN_SIZE = 4096
+MAX_LAYERS = 4
 
 
 class RecurrentModel(nn.Module):
@@ -166,6 +167,106 @@ class GRU(RecurrentModel):
         return ((1 - z) * n + z * h,)
 
 
+class StackedModel(nn.Module):
+    """num_layers recurrent layers, one or two directions each, in torch.nn.RNN/LSTM/GRU's layout.
+
+    Parameters are named and ordered as in torch (weight_ih_l0, weight_hh_l0, bias_ih_l0,
+    bias_hh_l0, then the same with _reverse, then _l1, ...); layer l > 0 reads the outputs of
+    layer l - 1, both directions concatenated (D * H features). `layer(l, d)` hands out one
+    layer and direction as a one-layer model, which is how it is stepped and recorded.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        nonlinearity: str = "tanh",
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.arch, self.input_size, self.hidden_size = arch, input_size, hidden_size
+        self.num_layers, self.bidirectional = num_layers, bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        self.nonlinearity = nonlinearity
+        rows = GATE_COUNT[arch] * hidden_size
+        for suffix in _suffixes(num_layers, bidirectional):
+            size = input_size if suffix.startswith("_l0") else self.num_directions * hidden_size
+            for name, shape in (
+                ("weight_ih", (rows, size)),
+                ("weight_hh", (rows, hidden_size)),
+                ("bias_ih", (rows,)),
+                ("bias_hh", (rows,)),
+            ):
+                setattr(self, f"{name}{suffix}", nn.Parameter(torch.empty(shape, dtype=dtype)))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """torch's default: uniform(-1/sqrt(H), 1/sqrt(H)) in parameter order, from `generator`."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound, generator=generator)
+
+    def layer(self, layer: int, direction: int = 0) -> RecurrentModel:
+        """A one-layer model holding a copy of layer `layer`'s weights in `direction` (1: reverse)."""
+        if not (0 <= layer < self.num_layers and 0 <= direction < self.num_directions):
+            raise ValueError(
+                f"this model has layers 0 to {self.num_layers - 1} and directions 0 to "
+                f"{self.num_directions - 1}, got ({layer}, {direction})"
+            )
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        size = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+        dtype = self.weight_hh_l0.dtype
+        cls = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[self.arch]
+        kwargs = {"nonlinearity": self.nonlinearity} if self.arch == "rnn" else {}
+        one = cls(size, self.hidden_size, dtype=dtype, generator=torch.Generator(), **kwargs)
+        one.load_state_dict({f"{k}_l0": getattr(self, f"{k}{suffix}") for k in _NAMES})
+        return one.to(self.weight_hh_l0.device).train(self.training)
+
+    def forward(self, x: torch.Tensor, state: None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Step every layer over x (B, T, I); returns the top layer's outputs (B, T, D*H) and the
+        final states as torch returns them: h_n (and c_n), each (num_layers * D, B, H)."""
+        if state is not None:
+            raise ValueError("a StackedModel starts from zero states; pass state=None")
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for d in range(self.num_directions):
+                seq = x.flip(1) if d else x
+                out, last = self.layer(layer, d)(seq)
+                outputs.append(out.flip(1) if d else out)
+                finals.append(last)
+            x = torch.cat(outputs, dim=-1)
+        return x, tuple(torch.stack(parts) for parts in zip(*finals, strict=True))
+
+    def fused(self, batch_first: bool = True) -> nn.Module:
+        """torch's own module (nn.RNN / nn.LSTM / nn.GRU) holding a copy of these weights."""
+        kwargs = {
+            "batch_first": batch_first,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+        }
+        if self.arch == "rnn":
+            kwargs["nonlinearity"] = self.nonlinearity
+        cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[self.arch]
+        with torch.random.fork_rng(devices=[]):
+            module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
+        module.load_state_dict(self.state_dict())
+        return module.to(self.weight_hh_l0.device).train(self.training)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.arch!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}"
+        )
+
+
+_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
 def _check_int(name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
@@ -189,8 +290,16 @@ def build_model(
     t_max: int = 1000,
     spectral_radius: float = 1.0,
     dtype: torch.dtype = torch.float32,
-) -> RecurrentModel:
-    """Build a seeded one-layer "rnn", "lstm" or "gru" with PyTorch's state-dict layout.
+    num_layers: int = 1,
+    bidirectional: bool = False,
+) -> RecurrentModel | StackedModel:
+    """Build a seeded "rnn", "lstm" or "gru" with PyTorch's state-dict layout.
+
+    One layer, one direction (the default): a hand-stepped RecurrentModel. num_layers 2 to 4
+    or bidirectional=True: a StackedModel whose state_dict is exactly that of
+    torch.nn.LSTM(input_size, hidden_size, num_layers, bidirectional=..., batch_first=True).
+    Every init applies to every layer and direction. The default init draws what torch's own
+    module draws after torch.manual_seed(seed); torch's global generator is never touched.
 
     init (per arch, see INITS):
       "default"      PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)) on every tensor;
@@ -217,37 +326,56 @@ def build_model(
         _check_int("t_max", t_max, 2, 10**7)
     if arch != "rnn" and nonlinearity is not None:
         raise ValueError(f"nonlinearity applies to the 'rnn' only, not to {arch!r}")
+    _check_int("num_layers", num_layers, 1, MAX_LAYERS)
+    if not isinstance(bidirectional, bool):
+        raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}")
 
     # Private generators: torch's global one is left as it was. The default init draws from
     # one seeded like torch.manual_seed(seed), so the weights equal a torch.nn module's
     # built right after torch.manual_seed(seed); the named inits draw from a second one.
     defaults = torch.Generator().manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    if arch == "rnn":
-        act = nonlinearity or ("relu" if init == "identity" else "tanh")
-        model: RecurrentModel = RNN(input_size, hidden_size, act, dtype, defaults)
+    act = nonlinearity or ("relu" if init == "identity" else "tanh")
+    if num_layers > 1 or bidirectional:
+        kwargs = {"nonlinearity": act} if arch == "rnn" else {}
+        model = StackedModel(arch, input_size, hidden_size, num_layers, bidirectional, dtype=dtype, **kwargs)
+        model.reset_parameters(defaults)
+    elif arch == "rnn":
+        model = RNN(input_size, hidden_size, act, dtype, defaults)
     else:
         model = {"lstm": LSTM, "gru": GRU}[arch](input_size, hidden_size, dtype, defaults)
 
-    H = hidden_size
+    for suffix in _suffixes(num_layers, bidirectional):
+        w_hh, b_ih, b_hh = (getattr(model, f"{name}{suffix}") for name in ("weight_hh", "bias_ih", "bias_hh"))
+        _apply_init(arch, init, w_hh, b_ih, b_hh, generator, forget_bias, t_max, spectral_radius)
+    return model
+
+
+def _suffixes(num_layers: int, bidirectional: bool) -> list[str]:
+    """Parameter-name suffixes in torch's order: _l0, _l0_reverse, _l1, ..."""
+    return [f"_l{layer}{d}" for layer in range(num_layers) for d in ("", "_reverse")[: 1 + bidirectional]]
+
+
+def _apply_init(arch, init, w_hh, b_ih, b_hh, generator, forget_bias, t_max, spectral_radius) -> None:
+    """Overwrite one layer and direction's defaults with the named init (draws from generator)."""
+    H, dtype = w_hh.shape[1], w_hh.dtype
     with torch.no_grad():
         if init in ("orthogonal", "identity"):
             for k in range(GATE_COUNT[arch]):
                 block = torch.eye(H, dtype=dtype) if init == "identity" else _orthogonal(H, generator, dtype)
-                model.weight_hh_l0[k * H : (k + 1) * H] = spectral_radius * block
+                w_hh[k * H : (k + 1) * H] = spectral_radius * block
             if init == "identity":
-                model.bias_ih_l0.zero_()
-                model.bias_hh_l0.zero_()
+                b_ih.zero_()
+                b_hh.zero_()
         elif init == "forget_bias":
-            model.bias_ih_l0[H : 2 * H] = forget_bias
-            model.bias_hh_l0[H : 2 * H] = 0.0
+            b_ih[H : 2 * H] = forget_bias
+            b_hh[H : 2 * H] = 0.0
         elif init == "chrono":
             u = 1.0 + (t_max - 2) * torch.rand(H, generator=generator, dtype=torch.float64)
             keep = torch.log(u).to(dtype)
             keep_slice = slice(H, 2 * H)  # LSTM forget gate; GRU update gate z
-            model.bias_ih_l0[keep_slice] = keep
-            model.bias_hh_l0[keep_slice] = 0.0
+            b_ih[keep_slice] = keep
+            b_hh[keep_slice] = 0.0
             if arch == "lstm":
-                model.bias_ih_l0[:H] = -keep
-                model.bias_hh_l0[:H] = 0.0
-    return model
+                b_ih[:H] = -keep
+                b_hh[:H] = 0.0

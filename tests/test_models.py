@@ -115,3 +115,91 @@ def test_bad_settings_raise_a_clear_value_error(kwargs, message):
     arch = settings.pop("arch")
     with pytest.raises(ValueError, match=message):
         build_model(arch, settings.pop("input_size"), settings.pop("hidden_size"), **settings)
+
+
+DEEP = [(2, False), (3, False), (1, True), (2, True), (4, True)]
+
+
+@pytest.mark.parametrize(("arch", "kwargs"), CASES)
+@pytest.mark.parametrize(("num_layers", "bidirectional"), DEEP)
+def test_stacked_models_load_both_ways_and_step_like_pytorch(arch, kwargs, num_layers, bidirectional):
+    ours = build_model(arch, 3, 4, seed=1, num_layers=num_layers, bidirectional=bidirectional, **kwargs)
+    torch.manual_seed(1)  # torch's own module built right after manual_seed draws the same weights
+    theirs = TORCH_MODULES[arch](
+        3, 4, num_layers=num_layers, bidirectional=bidirectional, batch_first=True, **kwargs
+    )
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(torch.equal(theirs.state_dict()[k], v) for k, v in ours.state_dict().items())
+    ours, theirs = ours.double(), theirs.double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    out, state = ours(x)
+    ref_out, ref_state = theirs(x)
+    torch.testing.assert_close(out, ref_out)
+    ref_state = ref_state if isinstance(ref_state, tuple) else (ref_state,)
+    for mine, ref in zip(state, ref_state, strict=True):
+        torch.testing.assert_close(mine, ref)
+    back = build_model(arch, 3, 4, seed=9, num_layers=num_layers, bidirectional=bidirectional, **kwargs)
+    back.load_state_dict(theirs.state_dict())
+    torch.testing.assert_close(back.double()(x)[0], ref_out)
+    torch.testing.assert_close(ours.fused()(x)[0], ref_out)
+
+
+@pytest.mark.parametrize(
+    ("arch", "init", "kwargs"),
+    [
+        ("lstm", "chrono", {"t_max": 100}),
+        ("gru", "chrono", {"t_max": 100}),
+        ("lstm", "forget_bias", {"forget_bias": 2.0}),
+        ("rnn", "orthogonal", {"spectral_radius": 0.8}),
+        ("rnn", "identity", {"spectral_radius": 1.2}),
+    ],
+)
+def test_every_init_applies_to_every_layer_and_direction(arch, init, kwargs):
+    model = build_model(arch, 3, 8, seed=0, init=init, num_layers=3, bidirectional=True, **kwargs)
+    H = 8
+    biases = []
+    for layer in range(3):
+        for direction in (0, 1):
+            one = model.layer(layer, direction)
+            assert one.input_size == (3 if layer == 0 else 16)
+            bias = (one.bias_ih_l0 + one.bias_hh_l0).detach()
+            w = one.weight_hh_l0.detach().double()
+            if init == "chrono":
+                assert bias[H : 2 * H].min() >= 0 and bias[H : 2 * H].max() <= math.log(99) + 1e-6
+            elif init == "forget_bias":
+                torch.testing.assert_close(bias[H : 2 * H], torch.full((H,), 2.0))
+            elif init == "orthogonal":
+                torch.testing.assert_close(
+                    w @ w.T, 0.64 * torch.eye(H, dtype=torch.float64), atol=1e-5, rtol=0
+                )
+            else:
+                assert torch.equal(one.weight_hh_l0.detach(), 1.2 * torch.eye(H)) and not bias.any()
+                assert one.nonlinearity == "relu"
+            biases.append(bias)
+    if init == "chrono":  # each layer and direction draws its own
+        assert not torch.equal(biases[0], biases[1]) and not torch.equal(biases[0], biases[2])
+
+
+def test_one_layer_models_stay_the_hand_stepped_kind():
+    model = build_model("lstm", 2, 3, num_layers=1, bidirectional=False)
+    assert type(model).__name__ == "LSTM" and list(model.state_dict()) == [
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "bias_ih_l0",
+        "bias_hh_l0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_layers": 0}, "num_layers must be an integer between 1 and 4, got 0"),
+        ({"num_layers": 5}, "num_layers must be an integer between 1 and 4, got 5"),
+        ({"bidirectional": 1}, "bidirectional must be True or False"),
+    ],
+)
+def test_bad_depth_settings_raise_a_clear_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("lstm", 2, 3, **kwargs)
+    with pytest.raises(ValueError, match=r"layers 0 to 1 and directions 0 to 0, got \(2, 0\)"):
+        build_model("lstm", 2, 3, num_layers=2).layer(2, 0)
