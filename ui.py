@@ -126,10 +126,14 @@ def settings_sidebar(page: str) -> Settings:
     for group in groups:
         sb.header(group)
         members = [s for s in SIDEBAR if s.group == group]
-        numbers = [s for s in members if s.widget == "number"]
-        columns = iter(sb.columns(len(numbers))) if numbers else None
-        for setting in members:
-            container = next(columns) if setting.widget == "number" else sb
+        columns = iter(())
+        for k, setting in enumerate(members):
+            container = sb
+            if setting.widget == "number":  # a run of number boxes shares one row
+                if k == 0 or members[k - 1].widget != "number":
+                    run_length = next((j for j, s in enumerate(members[k:]) if s.widget != "number"), None)
+                    columns = iter(sb.columns(run_length or len(members) - k))
+                container = next(columns)
             values[setting.name] = setting.type(_widget(container, setting, values))
         if group == "LSTM":
             sb.button(
