@@ -59,9 +59,10 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def add_setting_flags(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     """One flag per declared setting (lstm_viz.settings.SETTINGS), in two groups; older spellings
-    (--input, --nonlinearity) still work. Every default is None, so a given flag can be told apart."""
+    (--input, --nonlinearity) still work. Every default is None, so a given flag can be told apart.
+    many: each flag takes one or more values (a sweep's axes)."""
     groups = {
         "Run": parser.add_argument_group("run"),
         "init": parser.add_argument_group("initialisation"),
@@ -76,6 +77,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             choices=s.choices,
             metavar=s.metavar,
             default=None,
+            nargs="+" if many else None,
             help=help_text.replace("%", "%%"),
         )
 
