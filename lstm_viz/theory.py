@@ -28,7 +28,7 @@ from .analysis import decay_fit, median_curve
 from .record import Recording
 
 ACTIVATION_SLOPE_BOUND = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}  # gamma: max |phi'|
-_JACOBIAN_BYTES = 32 * 2**20  # per chunk of per-step Jacobians built at once
+_JACOBIAN_BYTES = 32 * 2**20  # per chunk of per-step factors (and step_jacobians' limit / 8)
 _SPLIT_DECADES = 8.0  # rows this far below all rows above them are split off (see _graded_log_svd)
 _SVD_SPAN = 250.0  # decades of row scales one float64 SVD takes without underflow
 _ARCHS = {torch.nn.RNN: "rnn", torch.nn.LSTM: "lstm", torch.nn.GRU: "gru"}
@@ -104,58 +104,66 @@ class _Forward:
                 n = np.tanh(x_pre[t, :, 2 * H :] + r * from_h[:, 2 * H :])
                 h = (1 - z) * n + z * h
 
-    def jacobians(self, t0: int, t1: int) -> np.ndarray:
-        """J_t = ds_t/ds_{t-1} for t0 <= t < t1: (t1 - t0, B, n, n)."""
-        H, W = self.H, self.w_hh
+    def factors(self, t0: int, t1: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """(keep, out, mix) for steps t0..t1-1, each (t1 - t0, B, .), for transpose_times.
+
+        Every J_t is W_hh times per-unit factors (mix, one per gate block), plus a diagonal
+        (keep: the LSTM's f_t, the GRU's z_t) and, for the LSTM, dh_t/dc_t (out), so
+        J_t^T q costs one product with W_hh^T and J_t itself is never built.
+        """
+        H = self.H
         if self.arch == "rnn":
             a = self.pre[t0:t1]
-            slope = _tanh_grad(a) if self.nonlinearity == "tanh" else (a > 0).astype(np.float64)
-            return slope[..., None] * W
-        blocks = [W[k * H : (k + 1) * H] for k in range(W.shape[0] // H)]
+            return None, None, _tanh_grad(a) if self.nonlinearity == "tanh" else (a > 0).astype(np.float64)
         if self.arch == "lstm":
             a = self.pre[t0:t1]
             a_i, a_f, a_g, a_o = (a[..., k * H : (k + 1) * H] for k in range(4))
             i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
             c_prev, c = self.cell[t0:t1], self.cell[t0 + 1 : t1 + 1]
-            dc_dh = (
-                (g * _sigmoid_grad(a_i))[..., None] * blocks[0]
-                + (c_prev * _sigmoid_grad(a_f))[..., None] * blocks[1]
-                + (i * _tanh_grad(a_g))[..., None] * blocks[2]
-            )
-            out = o * _tanh_grad(c)  # dh_t/dc_t
-            dh_dh = (np.tanh(c) * _sigmoid_grad(a_o))[..., None] * blocks[3] + out[..., None] * dc_dh
-            jac = np.zeros((*a.shape[:2], 2 * H, 2 * H))
-            jac[..., :H, :H], jac[..., H:, :H] = dh_dh, dc_dh
-            diag = np.arange(H)
-            jac[..., diag, H + diag] = out * f
-            jac[..., H + diag, H + diag] = f
-            return jac
+            mix = [g * _sigmoid_grad(a_i), c_prev * _sigmoid_grad(a_f), i * _tanh_grad(a_g)]
+            mix.append(np.tanh(c) * _sigmoid_grad(a_o))  # d pre-activation -> c_t, then o -> h_t
+            return f, o * _tanh_grad(c), np.concatenate(mix, axis=-1)
         x_pre, from_h, h_prev = self.pre[t0:t1], self.from_h[t0:t1], self.h_prev[t0:t1]
         a_r = x_pre[..., :H] + from_h[..., :H]
         a_z = x_pre[..., H : 2 * H] + from_h[..., H : 2 * H]
         r, z, h_n = _sigmoid(a_r), _sigmoid(a_z), from_h[..., 2 * H :]
         a_n = x_pre[..., 2 * H :] + r * h_n
         dn = _sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n)
-        jac = (
-            ((h_prev - np.tanh(a_n)) * _sigmoid_grad(a_z))[..., None] * blocks[1]
-            + (dn * r)[..., None] * blocks[2]
-            + (dn * h_n * _sigmoid_grad(a_r))[..., None] * blocks[0]
-        )
-        diag = np.arange(H)
-        jac[..., diag, diag] += z
-        return jac
+        mix = [dn * h_n * _sigmoid_grad(a_r), (h_prev - np.tanh(a_n)) * _sigmoid_grad(a_z), dn * r]
+        return z, None, np.concatenate(mix, axis=-1)
+
+    def transpose_times(self, keep, out, mix, q: np.ndarray) -> np.ndarray:
+        """J_t^T q for one step's factors (keep, out: (B, H); mix: (B, G*H)); q (B, n, k)."""
+        H = self.H
+        if self.arch == "rnn":
+            return self._w_t_times(mix[..., None] * q)
+        if self.arch == "gru":
+            return keep[..., None] * q + self._w_t_times(mix[..., None] * np.concatenate([q] * 3, axis=1))
+        q_h, q_c = q[:, :H], q[:, H:]
+        v = out[..., None] * q_h + q_c  # dL/dc_t, total, per column
+        top = self._w_t_times(mix[..., None] * np.concatenate([v, v, v, q_h], axis=1))
+        return np.concatenate([top, keep[..., None] * v], axis=1)
+
+    def _w_t_times(self, a: np.ndarray) -> np.ndarray:
+        """W_hh^T a for a (B, G*H, k), as one matrix product over the whole batch."""
+        B, rows, k = a.shape
+        flat = np.swapaxes(a, 1, 2).reshape(B * k, rows) @ self.w_hh
+        return np.swapaxes(flat.reshape(B, k, self.H), 1, 2)
 
     def backward(self):
-        """(t, J_t) for t = T-1 down to 1, built in chunks that fit in _JACOBIAN_BYTES."""
+        """(keep, out, mix) of steps t = T-1 down to 1, for transpose_times; made in chunks."""
         T, B = self.pre.shape[:2]
-        chunk = max(1, _JACOBIAN_BYTES // (8 * B * self.size**2))
+        chunk = max(1, _JACOBIAN_BYTES // (8 * B * (self.w_hh.shape[0] + 2 * self.H)))
         t1 = T
         while t1 > 1:
             t0 = max(1, t1 - chunk)
-            jac = self.jacobians(t0, t1)
-            for t in range(t1 - 1, t0 - 1, -1):
-                yield t, jac[t - t0]
+            yield from reversed(list(zip(*_rows(self.factors(t0, t1), t1 - t0), strict=True)))
             t1 = t0
+
+
+def _rows(factors, length: int):
+    """Each factor as a list of per-step rows; None (no such factor) as a list of None."""
+    return [[None] * length if f is None else list(f) for f in factors]
 
 
 def step_jacobians(model, x) -> np.ndarray:
@@ -163,13 +171,16 @@ def step_jacobians(model, x) -> np.ndarray:
     LSTM's state (h, c) with h first. J_0 is taken at s_{-1} = 0. Small runs only."""
     fwd = _Forward(model, x)
     T, B = fwd.pre.shape[:2]
-    need = 8 * T * B * fwd.size**2
+    n = fwd.size
+    need = 8 * T * B * n**2
     if need > 8 * _JACOBIAN_BYTES:
         raise ValueError(
-            f"{T} steps x {B} samples of {fwd.size}x{fwd.size} Jacobians need {need / 2**20:.0f} MiB: "
-            "shorten x; lyapunov_exponents and jacobian_singular_values stream them instead"
+            f"{T} steps x {B} samples of {n}x{n} Jacobians need {need / 2**20:.0f} MiB: "
+            "shorten x; lyapunov_exponents and jacobian_singular_values never build them"
         )
-    return fwd.jacobians(0, T)
+    eye = np.broadcast_to(np.eye(n), (B, n, n))
+    steps = zip(*_rows(fwd.factors(0, T), T), strict=True)
+    return np.stack([np.swapaxes(fwd.transpose_times(*step, eye), -1, -2) for step in steps])
 
 
 # ---------------------------------------------------------------- QR iteration in log space
@@ -221,8 +232,8 @@ def lyapunov_exponents(model, x, k: int = 1, *, per_sample: bool = False, seed: 
     q = _loss_frame(B, fwd.size, fwd.H, k, seed)
     total = np.zeros((B, k))
     with np.errstate(divide="ignore"):
-        for _, jac in fwd.backward():
-            q, r = np.linalg.qr(np.swapaxes(jac, -1, -2) @ q)
+        for step in fwd.backward():
+            q, r = np.linalg.qr(fwd.transpose_times(*step, q))
             total += np.log10(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
     exponents = -np.sort(-total / (T - 1), axis=1)
     return _per_sample(exponents, per_sample)
@@ -262,9 +273,9 @@ def _graded_log_svd(scale: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     top block's singular values come from one SVD and the bottom block's from the same
     recursion on its projection orthogonal to the top block's row space (a Schur
     complement, still triangular); the coupling moves either by about 10^(-2 x gap),
-    relative. A block with no such gap is split at its widest gap only when its rows
-    span more than _SVD_SPAN decades; within a block, LAPACK's SVD keeps the small values'
-    relative accuracy as long as the rows are graded (largest first).
+    relative. Rows spanning more than _SVD_SPAN decades with no such gap are split at the
+    widest gap that leaves the top block within _SVD_SPAN; within a block, LAPACK's SVD
+    keeps the small values' relative accuracy as long as the rows are graded (largest first).
     """
     out: list[float] = []
     while len(out) < k and len(scale):
@@ -274,7 +285,9 @@ def _graded_log_svd(scale: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
         p = m if not len(wide) else int(wide[0]) + 1
         finite = scale[np.isfinite(scale)]
         if p == m and len(gaps) and len(finite) and finite.max() - finite.min() > _SVD_SPAN:
-            p = int(np.argmax(gaps)) + 1  # too wide for one SVD: split at the widest gap
+            # too wide for one SVD: split at the widest gap below a top block that one SVD takes
+            spans = np.array([scale[:p].max() - scale[:p].min() for p in range(1, m)])
+            p = int(np.argmax(np.where(spans <= _SVD_SPAN, gaps, -np.inf))) + 1
         out += _block_log_svd(scale[:p], rows[:p])
         if p == m:
             break
@@ -317,8 +330,8 @@ def jacobian_singular_values(model, x, k: int = 1, *, per_sample: bool = False) 
     q = np.zeros((B, fwd.size, H))
     q[:, np.arange(H), np.arange(H)] = 1.0  # E: the h part of the state
     scale, rows = np.zeros((B, H)), np.broadcast_to(np.eye(H), (B, H, H)).copy()
-    for _, jac in fwd.backward():
-        q, r = np.linalg.qr(np.swapaxes(jac, -1, -2) @ q)
+    for step in fwd.backward():
+        q, r = np.linalg.qr(fwd.transpose_times(*step, q))
         scale, rows = _push(scale, rows, r)
     _, r = np.linalg.qr(q[:, :H, :])  # E^T Q: square, orthogonal unless the state is (h, c)
     scale, rows = _push(scale, rows, r)

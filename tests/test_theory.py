@@ -54,6 +54,25 @@ def test_lyapunov_exponents_of_rho_identity_with_every_relu_unit_active(rho):
     assert theory.lyapunov_exponents(model, x, 2).shape == (2,)
 
 
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_lyapunov_exponents_of_gated_models_against_explicit_products(arch):
+    model = build_model(arch, 3, 4, seed=3, dtype=torch.float64)
+    x = make_input("gaussian", 2, 30, 3, seed=4).double()
+    jac = theory.step_jacobians(model, x)
+    n = jac.shape[-1]
+    exponents = theory.lyapunov_exponents(model, x, n, per_sample=True)
+    top = theory.lyapunov_exponents(model, x, 1, per_sample=True)[:, 0]
+    for b in range(2):
+        # all n together: the volume growth, log10 |det| of the product (LAPACK's slogdet)
+        volume = sum(np.linalg.slogdet(jac[t, b])[1] for t in range(1, 30)) / math.log(10)
+        assert exponents[b].sum() * 29 == pytest.approx(volume, abs=1e-9)
+        start = np.zeros(n)
+        start[:4] = 0.5  # record()'s loss direction (1, ..., 1) / sqrt(H) on h
+        for t in range(29, 0, -1):
+            start = jac[t, b].T @ start
+        assert top[b] * 29 == pytest.approx(math.log10(np.linalg.norm(start)), abs=1e-9)
+
+
 def test_top_lyapunov_exponent_is_minus_the_measured_slope_of_a_tanh_rnn_at_t_3000():
     model = build_model("rnn", 4, 64, seed=0)
     x = make_input("gaussian", 4, 3000, 4, seed=0)
@@ -99,15 +118,22 @@ def test_singular_values_far_below_float64_match_a_400_digit_product():
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)  # measured 4e-14
 
 
-def test_singular_values_of_a_diagonal_relu_rnn_below_float64s_range():
-    rates = np.array([1.0, 0.5, 0.1, 0.01])
-    model = build_model("rnn", 1, 4, init="identity", dtype=torch.float64)
+@pytest.mark.parametrize(
+    "log10_rates",
+    [
+        np.log10([1.0, 0.5, 0.1, 0.01]),  # 0 .. -400 decades, split where the rows jump
+        -0.03 * np.arange(64),  # 6 decades apart, 378 in all: split at the widest gap
+    ],
+)
+def test_singular_values_of_a_diagonal_relu_rnn_below_float64s_range(log10_rates):
+    H = len(log10_rates)
+    model = build_model("rnn", 1, H, init="identity", dtype=torch.float64)
     with torch.no_grad():
-        model.weight_hh_l0.copy_(torch.diag(torch.from_numpy(rates)))
+        model.weight_hh_l0.copy_(torch.diag(torch.from_numpy(10.0**log10_rates)))
         model.bias_hh_l0.fill_(1.0)
     x = torch.zeros(1, 201, 1, dtype=torch.float64)
-    got = theory.jacobian_singular_values(model, x, 4)
-    np.testing.assert_allclose(got, 200 * np.log10(rates), rtol=0, atol=1e-9)  # down to 1e-400
+    got = theory.jacobian_singular_values(model, x, H)
+    np.testing.assert_allclose(got, 200 * log10_rates, rtol=0, atol=1e-9)
 
 
 def test_bad_arguments_say_how_to_fix_them():
