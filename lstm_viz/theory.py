@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 
 from .analysis import decay_fit, median_curve
-from .record import Recording
+from .record import DEFAULT_MAX_BYTES, Recording
 
 ACTIVATION_SLOPE_BOUND = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}  # gamma: max |phi'|
-_JACOBIAN_BYTES = 32 * 2**20  # per chunk of per-step factors (and step_jacobians' limit / 8)
+_JACOBIAN_BYTES = 32 * 2**20  # per-step factors made at once; step_jacobians returns at most 8x this
 _SPLIT_DECADES = 8.0  # rows this far below all rows above them are split off (see _graded_log_svd)
 _SVD_SPAN = 250.0  # decades of row scales one float64 SVD takes without underflow
 _ARCHS = {torch.nn.RNN: "rnn", torch.nn.LSTM: "lstm", torch.nn.GRU: "gru"}
@@ -67,7 +67,7 @@ def _tanh_grad(a: np.ndarray) -> np.ndarray:
 class _Forward:
     """The forward pass in float64, time-major, keeping what the Jacobians need."""
 
-    def __init__(self, model, x):
+    def __init__(self, model, x, frame_columns: int = 1, max_bytes: int = DEFAULT_MAX_BYTES):
         self.arch = _arch(model)
         self.nonlinearity = getattr(model, "nonlinearity", "tanh")
         w_ih, self.w_hh = _numpy64(model.weight_ih_l0), _numpy64(model.weight_hh_l0)
@@ -80,6 +80,14 @@ class _Forward:
         B, T, _ = x.shape
         H = self.H = self.w_hh.shape[1]
         self.size = 2 * H if self.arch == "lstm" else H  # state size n
+        rows = self.w_hh.shape[0]
+        need = 8 * (T * B * (2 * rows + 2 * H) + 4 * B * self.size * frame_columns + B * frame_columns**2)
+        if need > max_bytes:
+            raise ValueError(
+                f"this needs about {need / 2**30:.2f} GiB (batch {B} x {T} steps x {H} units, "
+                f"{frame_columns} frame columns) in float64, over max_bytes = {max_bytes / 2**30:.2f} GiB: "
+                "pass fewer samples or steps, a smaller k, or raise max_bytes"
+            )
         x_pre = np.einsum("bti,gi->tbg", x, w_ih) + b_ih  # (T, B, G*H)
         self.pre = np.empty_like(x_pre)  # pre-activations (GRU: x part + b_ih, h part apart)
         self.h_prev = np.empty((T, B, H))
@@ -209,7 +217,9 @@ def _per_sample(values: np.ndarray, per_sample: bool) -> np.ndarray:
         return np.median(values, axis=0)
 
 
-def lyapunov_exponents(model, x, k: int = 1, *, per_sample: bool = False, seed: int = 0) -> np.ndarray:
+def lyapunov_exponents(
+    model, x, k: int = 1, *, per_sample: bool = False, seed: int = 0, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
     """The k largest Lyapunov exponents of the backward (adjoint) dynamics, decades per step.
 
     QR iteration (Benettin et al. 1980; Eckmann & Ruelle 1985): a k-column orthonormal
@@ -223,8 +233,9 @@ def lyapunov_exponents(model, x, k: int = 1, *, per_sample: bool = False, seed: 
     (plus a seeded random completion), so for the RNN with k=1 the exponent is exactly
     log10 ||dL/dh_0|| / (T-1) of record(model, x). Far from the loss the largest equals
     -analysis.decay_fit(record(model, x)).decades_per_step (opposite sign conventions).
+    Refuses (ValueError) runs that would hold more than max_bytes.
     """
-    fwd = _Forward(model, x)
+    fwd = _Forward(model, x, k, max_bytes)
     T, B = fwd.pre.shape[:2]
     _check_k(k, fwd.size, f"the {fwd.arch} state has {fwd.size} dimensions")
     if T < 2:
@@ -305,7 +316,9 @@ def _graded_log_svd(scale: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.array(out[:k]))[::-1]
 
 
-def jacobian_singular_values(model, x, k: int = 1, *, per_sample: bool = False) -> np.ndarray:
+def jacobian_singular_values(
+    model, x, k: int = 1, *, per_sample: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
     """log10 of the k largest singular values of dh_{T-1}/dh_0, largest first.
 
     For the LSTM this is the h -> h block of the state Jacobian, c_0 held fixed: the matrix
@@ -322,8 +335,9 @@ def jacobian_singular_values(model, x, k: int = 1, *, per_sample: bool = False) 
     all rows below (coupling error ~1e-16), or at the widest gap when a block spans over
     250 decades (coupling error ~10^(-2 x gap)). Measured against mpmath products at 300
     to 1200 digits (H 4 to 16, T 40 to 600, values down to -567): within 1e-12 decades.
+    Carries all H columns (cost ~ T x B x H^2 x n); refuses runs over max_bytes.
     """
-    fwd = _Forward(model, x)
+    fwd = _Forward(model, x, model.hidden_size, max_bytes)
     T, B = fwd.pre.shape[:2]
     H = fwd.H
     _check_k(k, H, f"dh_{{T-1}}/dh_0 is {H} x {H}")

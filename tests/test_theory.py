@@ -147,6 +147,14 @@ def test_bad_arguments_say_how_to_fix_them():
         theory.lyapunov_exponents(model, torch.zeros(1, 4, 3), 1)
     with pytest.raises(ValueError, match="plain RNN"):
         theory.bound_curve(record(model, x))
+    with pytest.raises(ValueError, match="raise max_bytes"):
+        theory.jacobian_singular_values(model, x, 1, max_bytes=1000)
+    with pytest.raises(ValueError, match="num_layers=1"):
+        theory.lyapunov_exponents(torch.nn.LSTM(2, 3, num_layers=2), x, 1)
+    fused = model.fused()  # PyTorch's own module with the same weights gives the same numbers
+    np.testing.assert_array_equal(
+        theory.lyapunov_exponents(fused, x, 2), theory.lyapunov_exponents(model, x, 2)
+    )
 
 
 def _rnn_recording(seed, **kwargs):
