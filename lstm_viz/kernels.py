@@ -98,3 +98,118 @@ def gru_steps(dh, carry, mix, w, t_end, t_start, t0):
         for b in range(B):
             for j in range(H):
                 dh[t - 1, b, j] += dh[t, b, j] * carry[k, b, j]
+
+
+# Injected variants: a gradient arrives at every step (a loss on every output, or the layer
+# above's dL/dx_t). inj[t] is stored with its peak at 1 and its log10 scale in inj_scale[t]
+# (-inf: none); the running adjoint has scale sc (per sample, updated in place). Each step
+# adds the two at the larger scale, renormalises to a peak of 1 and writes scale[t], so no
+# value leaves the float range however far apart the two scales are.
+
+
+@njit(**_JIT)
+def _join(dh, inj, inj_scale, sc, t, b):
+    """dh[t, b] (at scale sc[b]) += inj[t, b] (at inj_scale[t, b]); returns the factor applied to
+    dh's old part and sets sc[b] to the joint scale."""
+    s_in = inj_scale[t, b]
+    if s_in == -np.inf:
+        return 1.0
+    if s_in > sc[b]:
+        old = 10.0 ** (sc[b] - s_in)  # 0 where nothing came before (sc = -inf)
+        for j in range(dh.shape[2]):
+            dh[t, b, j] = dh[t, b, j] * old + inj[t, b, j]
+        sc[b] = s_in
+        return old
+    new = 10.0 ** (s_in - sc[b])
+    for j in range(dh.shape[2]):
+        dh[t, b, j] += inj[t, b, j] * new
+    return 1.0
+
+
+@njit(**_JIT)
+def _renormalise(a, t, b, peak, scale, sc):
+    """Divide a[t, b] by peak (> 0 or skipped), fold it into sc[b], write scale[t, b]."""
+    if peak > 0:
+        for j in range(a.shape[2]):
+            a[t, b, j] /= peak
+        sc[b] += np.log10(peak)
+    scale[t, b] = sc[b]
+
+
+@njit(**_JIT)
+def rnn_steps_injected(dh, scale, inj, inj_scale, sc, mix, w, t_end, t_start, t0):
+    """RNN with a gradient injected at every step (see above): dh_{t-1} = (dh_t * act'(a_t)) @ W_hh."""
+    B, H = dh.shape[1], dh.shape[2]
+    mixed = np.empty((B, H), dh.dtype)
+    for t in range(t_end - 1, t_start - 1, -1):
+        k = t - t0
+        for b in range(B):
+            _join(dh, inj, inj_scale, sc, t, b)
+            peak = 0.0
+            for j in range(H):
+                peak = max(peak, abs(dh[t, b, j]))
+            _renormalise(dh, t, b, peak, scale, sc)
+            for j in range(H):
+                mixed[b, j] = dh[t, b, j] * mix[k, b, j]
+        if t > 0:
+            _matmul_into(mixed, w, dh[t - 1])
+
+
+@njit(**_JIT)
+def gru_steps_injected(dh, scale, inj, inj_scale, sc, carry, mix, w, t_end, t_start, t0):
+    """GRU with a gradient injected at every step: dh_{t-1} = dh_t * z_t + ((dh, dh, dh) * mix_t) @ W_hh."""
+    B, H = dh.shape[1], dh.shape[2]
+    G = w.shape[0] // H
+    mixed = np.empty((B, G * H), dh.dtype)
+    for t in range(t_end - 1, t_start - 1, -1):
+        k = t - t0
+        for b in range(B):
+            _join(dh, inj, inj_scale, sc, t, b)
+            peak = 0.0
+            for j in range(H):
+                peak = max(peak, abs(dh[t, b, j]))
+            _renormalise(dh, t, b, peak, scale, sc)
+            for g in range(G):
+                for j in range(H):
+                    mixed[b, g * H + j] = dh[t, b, j] * mix[k, b, g * H + j]
+        if t > 0:
+            _matmul_into(mixed, w, dh[t - 1])
+            for b in range(B):
+                for j in range(H):
+                    dh[t - 1, b, j] += dh[t, b, j] * carry[k, b, j]
+
+
+@njit(**_JIT)
+def lstm_steps_injected(dh, dc, scale, inj, inj_scale, sc, carry, forget, mix, w, dc_in, t_end, t_start, t0):
+    """LSTM with a gradient injected into dh at every step; dh[t] and dc[t] share scale[t].
+
+    dc_in is dc[t_end] (at the scale sc held on entry); returns dc[t_start].
+    """
+    B, H = dh.shape[1], dh.shape[2]
+    mixed = np.empty((B, 4 * H), dh.dtype)
+    last = dh.shape[0] - 1
+    for t in range(t_end - 1, t_start - 1, -1):
+        k = t - t0
+        for b in range(B):
+            old = _join(dh, inj, inj_scale, sc, t, b)
+            peak = 0.0
+            for j in range(H):
+                value = dh[t, b, j] * carry[k, b, j]
+                if t < last:
+                    value += dc_in[b, j] * forget[t + 1, b, j] * old
+                dc[t, b, j] = value
+                peak = max(peak, abs(value), abs(dh[t, b, j]))
+            if peak > 0:
+                for j in range(H):
+                    dc[t, b, j] /= peak
+            _renormalise(dh, t, b, peak, scale, sc)
+            for j in range(H):
+                value = dc[t, b, j]
+                mixed[b, j] = value * mix[k, b, j]
+                mixed[b, H + j] = value * mix[k, b, H + j]
+                mixed[b, 2 * H + j] = value * mix[k, b, 2 * H + j]
+                mixed[b, 3 * H + j] = dh[t, b, j] * mix[k, b, 3 * H + j]
+        if t > 0:
+            _matmul_into(mixed, w, dh[t - 1])
+        dc_in = dc[t]
+    return dc_in

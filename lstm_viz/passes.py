@@ -298,3 +298,126 @@ class Adjoint:
                 if self.progress is not None:
                     self.progress(1.0 - t_end / T)
             self._grad_x(chunk_start, chunk_end, terms[2])
+
+
+class InjectedAdjoint(Adjoint):
+    """Adjoint for a gradient that enters at every step: a loss on every output, or, for a layer
+    under others, the gradient the layer above sends to its input.
+
+    injection (T, B, H) holds each step's gradient with its peak at 1 and inj_scale (T, B)
+    its log10 scale (-inf where none enters); both in this layer's own time order. The
+    recursion renormalises at every step (kernels.*_steps_injected); fields as Adjoint's.
+    """
+
+    def __init__(self, model: RecurrentModel, fwd: Forward, injection, inj_scale, progress=None):
+        self.arch, self.fwd, self.progress = model.arch, fwd, progress
+        self.w_hh, self.w_ih = to_numpy(model.weight_hh_l0), to_numpy(model.weight_ih_l0)
+        T, B, H = fwd.hidden.shape
+        dtype = self.w_hh.dtype
+        self.dh = np.zeros((T, B, H), dtype)
+        self.dc = np.zeros((T, B, H), dtype) if self.arch == "lstm" else None
+        self.grad_x = np.empty((T, B, model.input_size), dtype)
+        self.scale = np.empty((T, B))
+        self.forget = to_numpy(fwd.gates.get("forget"))
+        injection = np.ascontiguousarray(injection, dtype=dtype)
+        inj_scale = np.ascontiguousarray(inj_scale, dtype=np.float64)
+        running = np.full(B, -np.inf)  # the adjoint's scale so far: nothing has entered yet
+        dc_in = np.zeros((B, H), dtype)
+        chunk_len = max(_BLOCK_RANGE[0], _CHUNK_CELLS // (B * self.w_hh.shape[0]))
+        t_end = T
+        while t_end > 0:
+            start = max(0, t_end - chunk_len)
+            carry, mix, mix_x = (to_numpy(term) for term in fwd.terms(start, t_end))
+            args = (self.scale, injection, inj_scale, running)
+            if self.arch == "lstm":
+                dc_in = kernels.lstm_steps_injected(
+                    self.dh, self.dc, *args, carry, self.forget, mix, self.w_hh, dc_in, t_end, start, start
+                )
+            elif self.arch == "rnn":
+                kernels.rnn_steps_injected(self.dh, *args, mix, self.w_hh, t_end, start, start)
+            else:
+                kernels.gru_steps_injected(self.dh, *args, carry, mix, self.w_hh, t_end, start, start)
+            self._grad_x(start, t_end, mix_x)
+            t_end = start
+            if progress is not None:
+                progress(1.0 - t_end / T)
+
+
+def peak_normalised(g: np.ndarray, scale: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(g / its peak over the last axis, scale + log10 peak): float64, -inf scale where g is 0."""
+    g = np.asarray(g, dtype=np.float64)
+    peak = np.abs(g).max(axis=-1)
+    safe = np.where(peak > 0, peak, 1.0)
+    with np.errstate(divide="ignore"):
+        return g / safe[..., None], scale + np.log10(peak)
+
+
+def _log_sum(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of terms given as (peak-normalised values (T, B, N), log10 scale (T, B)), the same way."""
+    top = np.max([scale for _, scale in parts], axis=0)
+    total = np.zeros_like(parts[0][0])
+    for values, scale in parts:
+        with np.errstate(invalid="ignore"):
+            weight = np.where(np.isneginf(scale), 0.0, 10.0 ** (scale - top))
+        total += values * weight[..., None]
+    return peak_normalised(total, np.where(np.isneginf(top), 0.0, top))
+
+
+class StackedPasses:
+    """Forward and backward passes of a stack of layers, one or two directions each.
+
+    Forward runs layer by layer from the bottom, each direction in its own time order (the
+    backward direction on the time-reversed sequence). Backward runs from the top: the
+    gradient a layer sends to its input, summed over its directions in log space, enters the
+    layer below at every step (InjectedAdjoint). `runs[l][d]` is (model, Forward, Adjoint) in
+    that direction's own time order; `grad_input` (T, B, I), `grad_input_scale` (T, B) the
+    gradient with respect to the network's input, in input order.
+    """
+
+    def __init__(self, layers, x: torch.Tensor, grad_output: torch.Tensor, progress=None, forward_done=None):
+        """layers[l][d]: one-layer models; x (T, B, I) time-major; grad_output (B, D*H) for the
+        top layer's final states or (T, B, D*H) for its output at every step."""
+        D, H = len(layers[0]), layers[0][0].hidden_size
+        T = x.shape[0]
+        fwds, inputs = [], x
+        for row in layers:
+            fwds.append([])
+            outputs = []
+            for d, model in enumerate(row):
+                try:
+                    fwd = Forward(model, inputs.flip(0).contiguous() if d else inputs)
+                except FloatRangeError as error:
+                    raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
+                fwds[-1].append(fwd)
+                outputs.append(fwd.hidden.flip(0) if d else fwd.hidden)
+            inputs = torch.cat(outputs, dim=-1)
+        if forward_done is not None:
+            forward_done()
+        runs_total, runs_done = len(layers) * D, 0
+        self.runs = [[None] * D for _ in layers]
+        upper = None  # the gradient with respect to the current layer's output, input order
+        for layer in reversed(range(len(layers))):
+            into_input = []
+            for d, model in enumerate(layers[layer]):
+                part = None if progress is None else (lambda f, k=runs_done: progress((k + f) / runs_total))
+                units = slice(d * H, (d + 1) * H)
+                fwd = fwds[layer][d]
+                try:
+                    if upper is None and grad_output.dim() == 2:
+                        adjoint = Adjoint(model, fwd, grad_output[:, units], part)
+                    else:
+                        if upper is None:
+                            values, scale = peak_normalised(to_numpy(grad_output[..., units]))
+                        else:
+                            values, scale = peak_normalised(upper[0][..., units], upper[1])
+                        if d:
+                            values, scale = values[::-1], scale[::-1]
+                        adjoint = InjectedAdjoint(model, fwd, values, scale, part)
+                except FloatRangeError as error:
+                    raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
+                runs_done += 1
+                self.runs[layer][d] = (model, fwd, adjoint)
+                values, scale = peak_normalised(adjoint.grad_x, adjoint.scale)
+                into_input.append((values[::-1], scale[::-1]) if d else (values, scale))
+            upper = _log_sum(into_input) if D > 1 else into_input[0]
+        self.grad_input, self.grad_input_scale = upper

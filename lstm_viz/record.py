@@ -16,14 +16,23 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .models import RecurrentModel
-from .passes import SMALLEST_FACTOR, Adjoint, FloatRangeError, Forward, log10_norm, one_thread, to_numpy
+from .models import MAX_LAYERS, RecurrentModel, StackedModel
+from .passes import (
+    SMALLEST_FACTOR,
+    Adjoint,
+    FloatRangeError,
+    Forward,
+    StackedPasses,
+    log10_norm,
+    one_thread,
+    to_numpy,
+)
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _FORWARD_SHARE = 0.45  # of record()'s time, for progress reports
@@ -55,6 +64,19 @@ class Recording:
     meta: dict = field(default_factory=dict)  # settings that made it (seed, init, ...)
     dtype: str = "float32"  # the float type every number was computed in (see float64_reason)
     float64_reason: str = ""  # why a float32 model was recorded in float64; "" if it was not
+    num_layers: int = 1
+    num_directions: int = 1  # 2 for a bidirectional model
+    layers: tuple = ()  # deep models: layers[l][d] the one-layer Recording; () for one layer
+
+    def layer(self, layer: int, direction: int = 0) -> Recording:
+        """Layer `layer` (0 = bottom) in `direction` (0 forward, 1 backward, t in input order) as a
+        one-layer Recording; a one-layer, one-direction recording returns itself for (0, 0)."""
+        if not (0 <= layer < self.num_layers and 0 <= direction < self.num_directions):
+            raise ValueError(
+                f"this recording has layers 0 to {self.num_layers - 1} and directions 0 to "
+                f"{self.num_directions - 1}, got ({layer}, {direction})"
+            )
+        return self.layers[layer][direction] if self.layers else self
 
     @property
     def batch_size(self) -> int:
@@ -72,12 +94,28 @@ class Recording:
     def name(self) -> str:
         return self.label or self.arch.upper()
 
-    def to_frame(self, per_unit: bool = True) -> pd.DataFrame:
+    def to_frame(self, per_unit: bool = True, layer_columns: bool | None = None) -> pd.DataFrame:
         """Tidy frame: columns arch, sample, t, unit (<NA> for per-step norms), quantity, value.
 
         Per-step quantities: log10_grad_h, log10_grad_c (LSTM), log10_grad_x.
         Per-unit quantities (per_unit=True): hidden, cell (LSTM), and each gate by name.
+        With layer_columns (default: for deep or bidirectional recordings), every layer and
+        direction's rows, with columns layer and direction after arch.
         """
+        if layer_columns is None:
+            layer_columns = bool(self.layers)
+        if not layer_columns:
+            return self._frame(per_unit)
+        parts = []
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                part = self.layer(layer, direction)._frame(per_unit)
+                part.insert(1, "layer", layer)
+                part.insert(2, "direction", direction)
+                parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def _frame(self, per_unit: bool) -> pd.DataFrame:
         B, T, H = self.hidden.shape
         parts = []
         for name in ("log10_grad_h", "log10_grad_c", "log10_grad_x"):
@@ -123,16 +161,27 @@ def estimate_bytes(
     hidden_size: int,
     input_size: int,
     dtype: torch.dtype = torch.float32,
+    num_layers: int = 1,
+    num_directions: int = 1,
 ) -> int:
     """Upper estimate of the memory record() needs for this run, in bytes."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     cells = batch_size * seq_len * (hidden_size * _FLOATS_PER_CELL[arch] + 3 * input_size)
-    return int(cells * itemsize + 8 * 8 * batch_size * seq_len)
+    one = int(cells * itemsize + 8 * 8 * batch_size * seq_len)
+    if num_layers == 1 and num_directions == 1:
+        return one
+    # every layer and direction is held until the end; upper layers read D*H features; the
+    # gradients passed down between layers are float64 (a few (T, B, D*H) arrays at once)
+    width = num_directions * hidden_size
+    upper = batch_size * seq_len * 3 * (width - input_size) * (num_layers - 1) * itemsize
+    passed = 8 * 6 * batch_size * seq_len * max(width, input_size)
+    return one * num_layers * num_directions + max(upper, 0) + passed
 
 
-def _as_model(model) -> RecurrentModel:
-    """Accept our models, or a one-layer unidirectional torch.nn.RNN/LSTM/GRU with biases."""
-    if isinstance(model, RecurrentModel):
+def _as_model(model) -> RecurrentModel | StackedModel:
+    """Accept our models, or a torch.nn.RNN/LSTM/GRU with biases and no projection (1 to 4
+    layers, either direction; its dropout between layers is an eval-time no-op, so ignored)."""
+    if isinstance(model, RecurrentModel | StackedModel):
         return model
     from .models import build_model
 
@@ -143,18 +192,19 @@ def _as_model(model) -> RecurrentModel:
             "model must come from lstm_viz.build_model or be a torch.nn.RNN/LSTM/GRU, "
             f"got {type(model).__name__}"
         )
-    if model.num_layers != 1 or model.bidirectional or not model.bias or getattr(model, "proj_size", 0):
+    if not model.bias or getattr(model, "proj_size", 0) or not 1 <= model.num_layers <= MAX_LAYERS:
         raise ValueError(
-            "only one-layer, unidirectional torch modules with biases and no projection can be recorded"
+            f"only torch modules with biases, no projection and 1 to {MAX_LAYERS} layers can be recorded"
         )
     dtype = model.weight_hh_l0.dtype
     kwargs = {"nonlinearity": model.nonlinearity} if arch == "rnn" else {}
+    kwargs |= {"num_layers": model.num_layers, "bidirectional": model.bidirectional}
     ours = build_model(arch, model.input_size, model.hidden_size, dtype=dtype, **kwargs)
     ours.load_state_dict(model.state_dict())
     return ours.to(model.weight_hh_l0.device)
 
 
-def _check_input(model: RecurrentModel, x, grad_output) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_input(model, x, grad_output) -> tuple[torch.Tensor, torch.Tensor]:
     dtype, device = model.weight_hh_l0.dtype, model.weight_hh_l0.device
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
@@ -173,13 +223,21 @@ def _check_input(model: RecurrentModel, x, grad_output) -> tuple[torch.Tensor, t
         raise ValueError("x contains NaN or infinite values; recordings need finite inputs")
     x = x.detach().to(device=device, dtype=dtype)
     H = model.hidden_size
-    if grad_output is None:
-        return x, torch.full((B, H), 1 / math.sqrt(H), dtype=dtype, device=device)
+    width = _depth(model)[1] * H
+    if grad_output is None:  # norm 1 into each direction's final state
+        return x, torch.full((B, width), 1 / math.sqrt(H), dtype=dtype, device=device)
     if isinstance(grad_output, np.ndarray):
         grad_output = torch.from_numpy(grad_output)
-    if not isinstance(grad_output, torch.Tensor) or tuple(grad_output.shape) != (B, H):
+    if not isinstance(grad_output, torch.Tensor) or tuple(grad_output.shape) not in (
+        (B, width),
+        (B, T, width),
+    ):
         shape = tuple(grad_output.shape) if hasattr(grad_output, "shape") else type(grad_output).__name__
-        raise ValueError(f"grad_output must have shape (batch, hidden_size) = ({B}, {H}), got {shape}")
+        raise ValueError(
+            f"grad_output must have shape (batch, num_directions * hidden_size) = ({B}, {width}) for the "
+            f"final states, or (batch, seq_len, num_directions * hidden_size) = ({B}, {T}, {width}) for "
+            f"every step, got {shape}"
+        )
     if not grad_output.dtype.is_floating_point or not bool(torch.isfinite(grad_output).all()):
         raise ValueError("grad_output must hold finite floats")
     return x, grad_output.detach().to(device=device, dtype=dtype)
@@ -238,9 +296,15 @@ def record(
         raise _beyond_float64(error, x.shape[1]) from None
 
 
-def _check_memory(model: RecurrentModel, x: torch.Tensor, max_bytes: int, note: str = "") -> None:
+def _depth(model) -> tuple[int, int]:
+    """(num_layers, num_directions)."""
+    return (model.num_layers, model.num_directions) if isinstance(model, StackedModel) else (1, 1)
+
+
+def _check_memory(model, x: torch.Tensor, max_bytes: int, note: str = "") -> None:
     B, T, _ = x.shape
-    need = estimate_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype)
+    L, D = _depth(model)
+    need = estimate_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype, L, D)
     if need > max_bytes:
         raise ValueError(
             f"this run needs about {need / 2**30:.2f} GiB{note} "
@@ -266,32 +330,69 @@ def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:
 
 def _record(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
     """One forward and one backward pass in the model's own dtype (FloatRangeError if it cannot)."""
+    common = {
+        "label": label,
+        "meta": dict(meta or {}),
+        "dtype": str(model.weight_hh_l0.dtype).removeprefix("torch."),
+        "float64_reason": float64_reason,
+    }
+    L, D = _depth(model)
     with torch.no_grad(), one_thread():
-        fwd = Forward(model, x.transpose(0, 1).contiguous())
-        if progress is not None:
-            progress(_FORWARD_SHARE)
-        backward_progress = (
-            None if progress is None else (lambda f: progress(_FORWARD_SHARE + (1 - _FORWARD_SHARE) * f))
+        if L == 1 and D == 1 and grad_output.dim() == 2:
+            fwd = Forward(model, x.transpose(0, 1).contiguous())
+            if progress is not None:
+                progress(_FORWARD_SHARE)
+            adjoint = Adjoint(model, fwd, grad_output, _backward_share(progress))
+            return _layer_recording(model, fwd, adjoint, False, common)
+        layers = [[model.layer(ell, d) for d in range(D)] for ell in range(L)] if L * D > 1 else [[model]]
+        passes = StackedPasses(
+            layers,
+            x.transpose(0, 1).contiguous(),
+            grad_output if grad_output.dim() == 2 else grad_output.transpose(0, 1),
+            _backward_share(progress),
+            None if progress is None else (lambda: progress(_FORWARD_SHARE)),
         )
-        adjoint = Adjoint(model, fwd, grad_output, backward_progress)
-        dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
-        grad_x = adjoint.grad_x
-
-        def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous
-            return None if a is None else np.ascontiguousarray(np.swapaxes(to_numpy(a), 0, 1))
-
-        return Recording(
-            arch=model.arch,
-            log10_grad_h=batch_major(log10_norm(dh) + scale),
-            log10_grad_c=batch_major(log10_norm(dc) + scale) if dc is not None else None,
-            log10_grad_x=batch_major(log10_norm(grad_x) + scale),
-            hidden=batch_major(fwd.hidden),
-            cell=batch_major(None if fwd.cell is None else fwd.cell[1:]),
-            gates={name: batch_major(g) for name, g in fwd.gates.items()},
-            weight_hh=to_numpy(model.weight_hh_l0).copy(),
-            nonlinearity=getattr(model, "nonlinearity", "tanh"),
-            label=label,
-            meta=dict(meta or {}),
-            dtype=str(model.weight_hh_l0.dtype).removeprefix("torch."),
-            float64_reason=float64_reason,
+        recordings = tuple(
+            tuple(_layer_recording(*passes.runs[ell][d], d == 1, common) for d in range(D))
+            for ell in range(L)
         )
+    if L * D == 1:
+        return recordings[0][0]
+    grad_input = log10_norm(passes.grad_input) + passes.grad_input_scale  # (T, B), both directions
+    return replace(
+        recordings[-1][0],
+        log10_grad_x=np.ascontiguousarray(grad_input.T),
+        num_layers=L,
+        num_directions=D,
+        layers=recordings,
+    )
+
+
+def _backward_share(progress):
+    if progress is None:
+        return None
+    return lambda f: progress(_FORWARD_SHARE + (1 - _FORWARD_SHARE) * f)
+
+
+def _layer_recording(model, fwd, adjoint, reverse: bool, common: dict) -> Recording:
+    """One layer and direction's Recording; a reverse direction's t axis put back in input order."""
+    dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
+
+    def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous, in input order
+        if a is None:
+            return None
+        a = np.swapaxes(to_numpy(a), 0, 1)
+        return np.ascontiguousarray(a[:, ::-1] if reverse else a)
+
+    return Recording(
+        arch=model.arch,
+        log10_grad_h=batch_major(log10_norm(dh) + scale),
+        log10_grad_c=batch_major(log10_norm(dc) + scale) if dc is not None else None,
+        log10_grad_x=batch_major(log10_norm(adjoint.grad_x) + scale),
+        hidden=batch_major(fwd.hidden),
+        cell=batch_major(None if fwd.cell is None else fwd.cell[1:]),
+        gates={name: batch_major(g) for name, g in fwd.gates.items()},
+        weight_hh=to_numpy(model.weight_hh_l0).copy(),
+        nonlinearity=getattr(model, "nonlinearity", "tanh"),
+        **common,
+    )

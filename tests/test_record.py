@@ -272,8 +272,11 @@ def test_bad_input_raises_a_value_error_that_says_what_is_allowed(x, kwargs, mes
 
 
 def test_modules_that_cannot_be_recorded_are_refused():
-    with pytest.raises(ValueError, match="one-layer"):
-        record(nn.LSTM(2, 3, num_layers=2), torch.zeros(1, 2, 2))
+    for module in (nn.LSTM(2, 3, proj_size=2), nn.GRU(2, 3, bias=False), nn.RNN(2, 3, num_layers=5)):
+        with pytest.raises(
+            ValueError, match="only torch modules with biases, no projection and 1 to 4 layers"
+        ):
+            record(module, torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match="model must come from lstm_viz.build_model"):
         record(nn.Linear(2, 3), torch.zeros(1, 2, 2))
 
