@@ -9,7 +9,10 @@ a page prefix in their key.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import astuple
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -87,6 +90,7 @@ def nav() -> None:
 
     Each link carries the shared settings, so the next page shows the same models.
     """
+    st.session_state[_STALE] = False  # until this page's own recordings say otherwise
     kept = complete(st.session_state.get(_KEPT, {}))
     current = {s.name: st.session_state.get(s.name, kept[s.name]) for s in SIDEBAR}
     shared = to_query(current)
@@ -146,40 +150,95 @@ def settings_sidebar(page: str) -> Settings:
     return Settings(**complete(values))
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
-def cached_recording(arch: str, **settings) -> Recording:
-    """run() on plain values, so repeated settings come from the cache."""
-    return run(Settings(**settings), arch)
+class _Store:
+    """The last recordings made, shared by every session (least recently used dropped first).
+    Recordings are never changed after they are made, so sharing them is safe."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key) -> Recording | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+            return self.items.get(key)
+
+    def put(self, key, rec: Recording) -> None:
+        with self.lock:
+            self.items[key] = rec
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
 
 
-def recordings(settings: Settings, archs: list[str]) -> list[Recording]:
-    """Cached recordings of each arch, with a progress bar for long runs; a ValueError from the
-    library (memory estimate over the limit, bad input) shows as an error and stops the page.
-    Memory is checked for every arch before any of them runs."""
-    cells = settings.batch_size * settings.seq_len * settings.hidden_size
+@st.cache_resource
+def _store() -> _Store:
+    return _Store(24)
+
+
+_LAST, _STALE = "_last_recordings", "_showing_stale"
+
+
+def recordings(
+    settings: Settings, archs: list[str], *, also: Sequence[tuple[Settings, str]] = ()
+) -> list[Recording]:
+    """Recordings of each arch under settings, then of each (settings, arch) in `also`; repeated
+    runs come from a store shared by sessions. Memory is checked for every run before any of them
+    starts. Long runs show a progress bar that follows the engine (record's progress callback).
+
+    A ValueError from the library (memory over the limit, bad input) shows as an error; the last
+    recordings that ran for the same models are returned instead, and charts drawn by `chart`
+    are greyed out until the settings work again. With none to show, the page stops.
+    """
+    st.session_state[_STALE] = False
+    runs = [(settings, arch) for arch in archs] + list(also)
     slot = st.empty()
-    bar = slot.progress(0.0, text="Recording...") if cells > PROGRESS_CELLS else None
     out = []
     try:
-        check_memory(settings, archs)
-        for k, arch in enumerate(archs):
-            if bar is not None:
-                bar.progress(
-                    k / len(archs),
-                    text=f"Recording {arch.upper()} "
-                    f"({settings.seq_len} steps × {settings.hidden_size} units)...",
-                )
-            out.append(cached_recording(arch, **asdict(settings)))
+        for run_settings, arch in runs:
+            check_memory(run_settings, [arch])
+        todo = [(s, a) for s, a in runs if _store().get((a, astuple(s))) is None]
+        cells = sum(s.batch_size * s.seq_len * s.hidden_size for s, _ in todo)
+        bar = slot.progress(0.0, text="Recording...") if cells > PROGRESS_CELLS else None
+        made = 0  # runs made (not found in the store) so far
+        for run_settings, arch in runs:
+            key = (arch, astuple(run_settings))
+            rec = _store().get(key)
+            if rec is None:
+                name = run_settings.label(arch)
+
+                def progress(fraction: float, made=made, name=name) -> None:
+                    if bar is not None:
+                        overall = min((made + fraction) / len(todo), 1.0)
+                        bar.progress(overall, text=f"Recording {name}: {fraction:.0%}")
+
+                rec = run(run_settings, arch, progress=progress)
+                _store().put(key, rec)
+                made += 1
+            out.append(rec)
     except ValueError as err:
         slot.empty()
-        st.error(f"Cannot run these settings: {err}")
-        st.stop()
+        st.error(f"Cannot run these settings: {err}", icon=":material/block:")
+        last = st.session_state.get(_LAST, {}).get(tuple(a for _, a in runs))
+        if last is None:
+            st.stop()
+        st.caption("Below, greyed out: the last charts that ran for these models. They come back in colour "
+                   "as soon as the settings fit.")  # fmt: skip
+        st.session_state[_STALE] = True
+        return last
     slot.empty()
+    st.session_state.setdefault(_LAST, {})[tuple(a for _, a in runs)] = out
     return out
 
 
 def chart(fig: go.Figure, caption: str, key: str) -> None:
-    """The figure, its one-line caption, and a button that downloads it as standalone HTML."""
+    """The figure, its one-line caption, and a button that downloads it as standalone HTML.
+    While the page shows stale recordings (see `recordings`) the figure is greyed out."""
+    if st.session_state.get(_STALE):
+        fig = (
+            go.Figure(fig)
+            .update_traces(opacity=0.25)
+            .update_layout(title=dict(text="last run (settings above did not fit)", font=dict(color="grey")))
+        )
     st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=f"{key}_chart")
     st.caption(caption)
     st.download_button(

@@ -22,6 +22,9 @@ from .record import Recording
 # Tableau 10 red / blue / green: distinct for common colour-vision deficiencies and
 # readable on white and on Streamlit's dark background.
 ARCH_COLORS = {"rnn": "#E15759", "lstm": "#4E79A7", "gru": "#59A14F"}
+# A second model of the same architecture on one chart (e.g. the LSTM with its cell path open
+# beside the default-init one): Tableau orange, purple, brown.
+EXTRA_COLORS = ("#F28E2B", "#B07AA1", "#9C755F")
 MAX_LINE_POINTS = 2000  # per trace
 MAX_HEATMAP_CELLS = (2000, 256)  # (steps, units) per heatmap
 SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
@@ -93,6 +96,7 @@ def band(fig: go.Figure, x, low, high, color: str, group: str, row=None, col=Non
 
 def _note(fig: go.Figure, text: str) -> None:
     fig.add_annotation(
+        name="note",
         text=text,
         xref="paper",
         yref="paper",
@@ -106,35 +110,61 @@ def _note(fig: go.Figure, text: str) -> None:
     )
 
 
+def recording_colors(recordings: Sequence[Recording]) -> dict[str, str]:
+    """name -> colour: each architecture's own colour for its first recording, EXTRA_COLORS after."""
+    colors, used, extra = {}, set(), iter(EXTRA_COLORS * 4)
+    for rec in recordings:
+        if rec.arch in used:
+            colors[rec.name] = next(extra)
+        else:
+            colors[rec.name] = ARCH_COLORS.get(rec.arch, "#888888")
+            used.add(rec.arch)
+    return colors
+
+
+def tint(hex_color: str, share: float) -> str:
+    """The colour mixed with `share` of white (0: unchanged, 1: white)."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(v + (255 - v) * share):02x}" for v in (r, g, b))
+
+
 def gradient_flow_figure(
     recordings: Sequence[Recording],
     fits: Mapping[str, DecayFit] | None = None,
     *,
     max_points: int = MAX_LINE_POINTS,
+    annotate: bool = True,
 ) -> go.Figure:
-    """log10 ||dL/dh_t|| against t for each recording on one axis (and the LSTM's ||dL/dc_t||).
+    """log10 ||dL/dh_t|| against t for each recording on one axis (and the LSTM's ||dL/dc_t||,
+    dashed in a lighter shade so it stays visible where it lies on ||dL/dh_t||).
 
     With batch > 1 each line is the median over samples with the interquartile band (the
     legend does not repeat it: say so in the caption).
     fits maps a recording's name to its analysis.decay_fit, drawn as a dotted line over the
-    steps it was fitted on.
+    steps it was fitted on; fit lines start hidden (click their legend entry to show them).
+    annotate: mark where the loss enters (t = T-1) with an arrow back in time, and write each
+    ||dL/dh|| line's value at its left end. The float32 and float64 floors are drawn when the
+    data come near them.
     """
     fig = go.Figure()
-    worst_block, zero_steps = 1, 0
+    worst_block, zero_steps, lowest = 1, 0, 0.0
+    colors = recording_colors(recordings)
     for rec in recordings:
-        color = ARCH_COLORS.get(rec.arch, "#888888")
-        series = [("h", rec.log10_grad_h, "solid")]
+        color = colors[rec.name]
+        series = [("h", rec.log10_grad_h, "solid", color, 2.5)]
         if rec.log10_grad_c is not None:
-            series.append(("c", rec.log10_grad_c, "dash"))
-        for symbol, values, dash in series:
+            series.append(("c", rec.log10_grad_c, "dash", tint(color, 0.45), 2))
+        for symbol, values, dash, line_color, width in series:
             group = f"{rec.name}-{symbol}"
             median, t = decimate(batch_percentile(values, 50), max_points)
             worst_block = max(worst_block, block_size(values.shape[1], max_points))
             zero_steps = max(zero_steps, int(np.isnan(median).sum()))
+            if np.isfinite(median).any():
+                lowest = min(lowest, float(np.nanmin(median)))
             if values.shape[0] > 1:
                 q25, _ = decimate(batch_percentile(values, 25), max_points)
                 q75, _ = decimate(batch_percentile(values, 75), max_points)
-                band(fig, t, q25, q75, color, group)
+                band(fig, t, q25, q75, line_color, group)
             label = f"{rec.name}: ‖∂L/∂{symbol}<sub>t</sub>‖"
             fig.add_trace(
                 go.Scatter(
@@ -142,7 +172,7 @@ def gradient_flow_figure(
                     y=median,
                     name=label,
                     mode="lines",
-                    line=dict(color=color, dash=dash, width=2),
+                    line=dict(color=line_color, dash=dash, width=width),
                     legendgroup=group,
                     hovertemplate="t=%{x:.0f}<br>log10 norm"
                     + (" (median)" if values.shape[0] > 1 else "")
@@ -151,6 +181,12 @@ def gradient_flow_figure(
                     + f" ∂{symbol}</extra>",
                 )
             )
+            if annotate and symbol == "h" and np.isfinite(median[0]):
+                fig.add_annotation(
+                    x=t[0], y=median[0], text=f"10<sup>{median[0]:.1f}</sup>".replace("-", "−"),
+                    showarrow=False, xanchor="left", yanchor="bottom", xshift=4,
+                    font=dict(color=color, size=12), name=f"start value {rec.name}",
+                )  # fmt: skip
         fit = (fits or {}).get(rec.name)
         if fit is not None and math.isfinite(fit.decades_per_step):
             ends = np.array([fit.t_first, fit.t_last])
@@ -163,15 +199,32 @@ def gradient_flow_figure(
                     line=dict(color=color, dash="dot", width=1.5),
                     legendgroup=f"{rec.name}-fit",
                     hoverinfo="skip",
+                    visible="legendonly",
                 )
             )
+    if recordings:
+        from .theory_figures import floor_lines  # the floors live with the theory figures
+
+        floor_lines(fig, lowest, x_range=(0, recordings[0].seq_len - 1))
+    if annotate and recordings:
+        last = recordings[0].seq_len - 1
+        fig.add_annotation(
+            x=last, y=0, ax=-90, ay=-38, text="loss enters at t = T−1", showarrow=True, arrowhead=2,
+            arrowwidth=1, xanchor="right", font=dict(size=12), name="loss enters",
+        )  # fmt: skip
+        fig.add_annotation(
+            x=0.62, y=1.02, ax=0.9, ay=1.02, xref="x domain", yref="y domain", axref="x domain",
+            ayref="y domain",
+            text="back in time", showarrow=True, arrowhead=2, arrowwidth=1.5, xanchor="left",
+            yanchor="middle", font=dict(size=12), name="back in time",
+        )  # fmt: skip
     fig.update_layout(
         xaxis_title="timestep t",
         yaxis_title="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖   (decades)",
         hovermode="x unified",
         legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
-        margin=dict(l=60, r=20, t=30, b=40),
-        height=460,
+        margin=dict(l=60, r=20, t=40, b=40),
+        height=480,
     )
     notes = []
     if worst_block > 1:

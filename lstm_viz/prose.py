@@ -40,6 +40,25 @@ def run_title(settings) -> str:
     )
 
 
+def settings_line(settings) -> str:
+    """Every setting of a run of lstm_viz.Settings as one line, name=value, for exports."""
+    return ", ".join(f"{k}={v}" for k, v in vars(settings).items())
+
+
+WHY_IT_VANISHES = (
+    "Going back one step multiplies the gradient by the Jacobian ∂h<sub>t</sub>/∂h<sub>t-1</sub> = "
+    "diag(tanh′) W<sub>hh</sub>. Its size is at most the largest singular value of W<sub>hh</sub> times "
+    "tanh′ ≤ 1, so over k steps the gradient shrinks like a power of that factor: a straight line on "
+    "this log scale. The LSTM's cell state adds a second path, c<sub>t</sub> = f<sub>t</sub> ⊙ "
+    "c<sub>t-1</sub> + ..., whose Jacobian is just the forget gate: with forget gates near 1 it "
+    "carries the gradient back almost intact. See **LSTM equations** for the details."
+)
+FLOAT64_NOTE = (
+    "The {names} overflowed float32 (its state passed 3.4e38) and {verb} recorded again in float64: "
+    "every number shown is the float64 run's."
+)
+
+
 def lstm_cell_lines() -> dict[str, str]:
     """The source lines of our LSTM cell, read from the code itself, keyed by what they compute:
     'preactivation', 'split', 'cell', 'hidden'."""
@@ -53,11 +72,59 @@ def mean_log10(values: np.ndarray) -> float:
     return float(np.mean(np.log10(np.maximum(values.astype(np.float64), 1e-300))))
 
 
+def metric_texts(decades_per_step: float) -> tuple[str, str]:
+    """(value, note) for a model's metric card: short enough never to be cut off.
+    Vanishing: ("4 steps", "0.0753 decades/step"); exploding: ("explodes", "×2 every 3.01 steps back")."""
+    if math.isfinite(decades_per_step) and decades_per_step < -1e-6:
+        steps = math.log10(2) / -decades_per_step
+        return "explodes", f"×2 every {steps:.3g} steps back"
+    return half_life_text(decades_per_step), rate_text(decades_per_step)
+
+
+def power_of_ten(log10_value: float) -> str:
+    """10<sup>-71</sup> as HTML, with one decimal where the exponent is small: 10<sup>-0.9</sup>."""
+    if not math.isfinite(log10_value):
+        return "0" if log10_value < 0 else "∞"
+    exponent = f"{log10_value:.1f}" if abs(log10_value) < 10 else f"{log10_value:.0f}"
+    return f"10<sup>{exponent.replace('-', '−')}</sup>"
+
+
+def _is_trained(rec: Recording) -> bool:
+    return "task" in rec.meta
+
+
+def headline(recordings: Sequence[Recording]) -> str:
+    """One line with this run's numbers: how much of the gradient each model still has at t = 0,
+    e.g. "After 299 steps back in time, the RNN keeps 10^-71 of the gradient, the LSTM 10^-60 and the
+    LSTM (chrono) 10^-0.9." (HTML superscripts). Growing gradients are said to explode."""
+    if not recordings:
+        return ""
+    steps = recordings[0].seq_len - 1
+    parts = []
+    for k, rec in enumerate(recordings):
+        curve = analysis.median_curve(rec.log10_grad_h)
+        change = float(curve[0] - curve[-1])  # decades gained (> 0) or lost (< 0) from t = T-1 to 0
+        amount = f"<b>{power_of_ten(change)}</b>"
+        kept = f"keeps {amount} of the gradient" if k == 0 else amount
+        kept += " (it explodes)" if change > 0.5 else ""
+        parts.append(f"the {rec.name} {kept}")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"After {steps:,} steps back in time, {listed}."
+
+
 def flow_caption(recordings: Sequence[Recording]) -> str:
-    """What to look for in the gradient-flow chart of these recordings, honest about the LSTM."""
+    """What to look for in the gradient-flow chart of these recordings: true to its state
+    (vanishing or exploding, untrained or trained, LSTM or GRU)."""
+    trained = any(_is_trained(rec) for rec in recordings)
+    growing = [rec.name for rec in recordings if analysis.decay_fit(rec).decades_per_step < -1e-6]
+    start = (
+        "Each line starts on the right, where the task's loss enters at the last step"
+        if trained
+        else "Each line starts at 0 on the right (the loss's gradient has norm 1 at the last step)"
+    )
     parts = [
-        "Each line starts at 0 on the right (the loss's gradient has norm 1 at the last step) "
-        "and falls as it travels back in time: one decade lower means ten times smaller."
+        f"{start}; read it leftwards, back in time: one decade lower means ten times smaller."
+        + "".join(f" The {name}'s line rises going back: its gradient explodes." for name in growing)
     ]
     batch = recordings[0].batch_size if recordings else 1
     if batch > 1:
@@ -65,23 +132,33 @@ def flow_caption(recordings: Sequence[Recording]) -> str:
     for rec in recordings:
         if rec.arch == "lstm":
             forget = float(rec.gates["forget"].mean())
+            which = "this trained LSTM" if _is_trained(rec) else f"the {rec.name}"
             if forget < 0.9:
                 parts.append(
-                    f"The LSTM's forget gates average {forget:.2f} here, so its cell path keeps only that "
-                    "share per step and this untrained LSTM forgets too: try the chrono init or a forget "
-                    "bias of 3 or more and watch the dashed ∂L/∂c line flatten."
+                    f"The forget gates of {which} average {forget:.2f}, so its cell path keeps only that "
+                    "share per step and it forgets too"
+                    + ("" if _is_trained(rec) else ": the chrono init or a forget bias of 3 or more opens it")
+                    + "."
                 )
             else:
                 parts.append(
-                    f"The LSTM's forget gates average {forget:.2f}: the cell path (dashed ∂L/∂c) carries "
-                    "the gradient back almost undamped, while the RNN's product of Jacobians shrinks."
+                    f"The forget gates of {which} average {forget:.2f}: its cell path (dashed ∂L/∂c) carries "
+                    "the gradient back almost undamped."
                 )
+        elif rec.arch == "gru":
+            update = float(rec.gates["update"].mean())
+            parts.append(
+                f"The GRU keeps its old state through its update gate (mean {update:.2f} here): "
+                "the closer to 1, the flatter its line."
+            )
     return " ".join(parts)
 
 
 QUANTITY_CAPTIONS = {
     "forget": "Forget gate: 1 keeps the cell's memory, 0 wipes it. Rows near 0.5 (default init) halve the "
     "memory every step; bright rows are long-memory units.",
+    "uniform": "A nearly uniform map is the finding, not a fault: an untrained network's gates sit near "
+    "σ(0) = 0.5 at every step and unit, so nothing is kept for long.",
     "input": "Input gate: how much of the candidate is written into the cell at each step.",
     "candidate": "Candidate: the new content proposed at each step, in (-1, 1), driven by the input.",
     "output": "Output gate: how much of the cell is shown in the hidden state.",

@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,9 +82,29 @@ def test_gradient_flow_chart_has_one_point_per_step_and_metrics():
     (flow,) = charts(at)
     assert len(flow[0]["x"]) == 20
     assert flow[0]["y"][-1] == pytest.approx(0, abs=1e-5)  # the gradient enters with norm 1
-    assert [m.label for m in at.metric] == ["RNN", "LSTM"]
+    assert [m.label for m in at.metric] == ["RNN", "LSTM", "LSTM (chrono)"]
     at.toggle(key="flow_gru").set_value(True).run()
-    assert [m.label for m in at.metric] == ["RNN", "LSTM", "GRU"]
+    assert [m.label for m in at.metric] == ["RNN", "LSTM", "GRU", "LSTM (chrono)"]
+
+
+def test_the_first_screen_shows_the_contrast_with_a_live_headline():
+    """By default the untrained LSTM is shown beside the one whose cell path is open (chrono), and
+    one line says, with this run's numbers, how much of the gradient each keeps."""
+    at = run_page("app.py", seq_len="300")
+    names = [m.label for m in at.metric]
+    assert names == ["RNN", "LSTM", "LSTM (chrono)"]
+    (headline,) = [m.value for m in at.markdown if m.value.startswith("##### After 299 steps back")]
+    exponents = [float(x.replace("−", "-")) for x in re.findall(r"10<sup>([−\d.]+)</sup>", headline)]
+    assert len(exponents) == 3
+    assert exponents[0] < -50 and exponents[1] < -40 and exponents[2] > -10  # RNN, LSTM lose; chrono keeps
+    (spec,) = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    (chrono_h,) = [tr for tr in spec["data"] if tr.get("name", "").startswith("LSTM (chrono): ‖∂L/∂h")]
+    assert _array(chrono_h["y"])[0] == pytest.approx(exponents[2], abs=0.06)  # the headline is the chart's
+    at.toggle(key="flow_open").set_value(False).run()
+    assert [m.label for m in at.metric] == ["RNN", "LSTM"]
+    # with chrono chosen in the sidebar there is nothing to add
+    at = run_page("app.py", lstm_init="chrono")
+    assert [m.label for m in at.metric] == ["RNN", "LSTM (chrono)"] and at.toggle(key="flow_open").disabled
 
 
 def test_batch_mode_draws_a_band():
@@ -119,7 +140,11 @@ def test_url_sets_every_model_control(names):
     assert at.slider(key="spectral_radius").value == 0.9
     assert at.radio(key="rnn_nonlinearity").value == "relu"
     assert at.slider(key="batch_size").value == 2
-    assert [m.label for m in at.metric] == ["RNN (orthogonal, ρ=0.9, relu)", "LSTM (forget bias 4)"]
+    assert [m.label for m in at.metric] == [
+        "RNN (orthogonal, ρ=0.9, relu)",
+        "LSTM (forget bias 4)",
+        "LSTM (chrono)",
+    ]
     # the URL now speaks the one name of each setting
     assert at.query_params["spectral_radius"] == "0.9"
     assert "rho" not in at.query_params and "batch" not in at.query_params
@@ -158,6 +183,37 @@ def test_memory_limit_is_an_error_message_not_a_traceback():
     assert "GiB" in at.error[0].value and "shorten" in at.error[0].value
     assert "seq_len up to" in at.error[0].value and "max_bytes" not in at.error[0].value
     assert not at.get("plotly_chart")
+
+
+def test_settings_that_do_not_fit_keep_the_last_chart_greyed_and_say_what_fits():
+    at = run_page("app.py")
+    before = charts(at)
+    at.slider(key="seq_len").set_value(10_000)
+    at.slider(key="hidden_size").set_value(512)
+    at.slider(key="batch_size").set_value(64)
+    at.run()
+    assert not at.exception
+    (error,) = at.error
+    assert "seq_len up to" in error.value and "batch_size up to" in error.value
+    (spec,) = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    assert all(tr.get("opacity") == 0.25 for tr in spec["data"])  # greyed out
+    assert "last run" in spec["layout"]["title"]["text"]
+    assert len(charts(at)[0][0]["x"]) == len(before[0][0]["x"])  # the chart of the last run that fitted
+    at.slider(key="batch_size").set_value(1)
+    at.slider(key="hidden_size").set_value(4)
+    at.slider(key="seq_len").set_value(20)
+    at.run()
+    assert not at.error
+    (spec,) = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    assert not any(tr.get("opacity") == 0.25 for tr in spec["data"])
+
+
+def test_an_exploding_network_is_recorded_in_float64_and_the_page_says_so():
+    at = run_page("app.py", seq_len="300", rnn_init="identity", spectral_radius="1.5", flow_open="false")
+    assert at.metric[0].label == "RNN (identity, ρ=1.5, relu)" and at.metric[0].value == "explodes"
+    assert any("float64" in info.value for info in at.info)
+    caption = " ".join(c.value for c in at.caption)
+    assert "explodes" in caption and "falls" not in caption
 
 
 def test_bad_input_setting_is_an_error_message():
@@ -224,7 +280,7 @@ def test_models_trained_in_the_training_lab_can_be_inspected(trained_models):
     at.query_params.update(SMALL)
     at.session_state["trained_models"] = trained_models
     at.run()
-    assert [m.label for m in at.metric] == ["RNN", "LSTM"]
+    assert [m.label for m in at.metric] == ["RNN", "LSTM", "LSTM (chrono)"]
     at.toggle(key="flow_trained").set_value(True).run()
     assert not at.exception
     assert all("trained 2 steps" in m.label for m in at.metric)

@@ -1,6 +1,7 @@
 """Figures: the data in each trace is the data in the Recording, decimated only when too long."""
 
 import base64
+import dataclasses
 import json
 import math
 
@@ -50,19 +51,61 @@ def test_decimate_leaves_short_arrays_alone_and_works_on_any_axis():
         figures.decimate(short, 0)
 
 
+def curves(fig):
+    """The gradient-norm lines of a gradient-flow figure (no bands, fits or floors)."""
+    return [tr for tr in fig.data if tr.name and "‖∂L/∂" in tr.name]
+
+
+def notes(fig) -> list[str]:
+    return [a.text for a in fig.layout.annotations if a.name == "note"]
+
+
 def test_gradient_flow_one_line_per_model_in_its_colour():
     recs = [make_recording("rnn"), make_recording("lstm"), make_recording("gru")]
     fig = figures.gradient_flow_figure(recs)
-    lines = [tr for tr in fig.data if tr.line.width == 2]
+    lines = curves(fig)
     # RNN h, LSTM h and c, GRU h
     assert [tr.name.split(":")[0] for tr in lines] == ["RNN", "LSTM", "LSTM", "GRU"]
-    for tr, rec in zip(lines, [recs[0], recs[1], recs[1], recs[2]], strict=True):
-        assert tr.line.color == figures.ARCH_COLORS[rec.arch]
+    for tr, rec in zip([lines[0], lines[1], lines[3]], recs, strict=True):
+        assert tr.line.color == figures.ARCH_COLORS[rec.arch] and tr.line.dash == "solid"
     np.testing.assert_allclose(lines[0].y, recs[0].log10_grad_h[0])
     np.testing.assert_allclose(lines[2].y, recs[1].log10_grad_c[0])
-    assert lines[2].line.dash == "dash"
+    # the cell path: dashed, in a lighter shade of the LSTM's colour, so it shows where it lies on h
+    assert lines[2].line.dash == "dash" and lines[2].line.color == figures.tint(
+        figures.ARCH_COLORS["lstm"], 0.45
+    )
     assert "∂L/∂h" in fig.layout.yaxis.title.text and "log" in fig.layout.yaxis.title.text
-    assert not fig.layout.annotations  # nothing decimated
+    assert not notes(fig)  # nothing decimated
+
+
+def test_gradient_flow_annotations_say_where_the_loss_enters_and_where_each_line_ends():
+    recs = [make_recording("rnn", T=8), make_recording("lstm", T=8)]
+    fig = figures.gradient_flow_figure(recs)
+    named = {a.name: a for a in fig.layout.annotations}
+    assert named["loss enters"].x == 7 and named["loss enters"].y == 0
+    assert "back in time" in named["back in time"].text
+    for rec in recs:
+        start = named[f"start value {rec.name}"]
+        assert start.x == 0 and start.y == pytest.approx(rec.log10_grad_h[0, 0])
+        assert f"{rec.log10_grad_h[0, 0]:.1f}".replace("-", "−") in start.text
+    assert not [a for a in figures.gradient_flow_figure(recs, annotate=False).layout.annotations]
+
+
+def test_a_second_model_of_one_architecture_gets_its_own_colour():
+    default, chrono = make_recording("lstm"), make_recording("lstm", seed=1)
+    chrono = dataclasses.replace(chrono, label="LSTM (chrono)")
+    colors = figures.recording_colors([make_recording("rnn"), default, chrono])
+    assert colors == {"RNN": figures.ARCH_COLORS["rnn"], "LSTM": figures.ARCH_COLORS["lstm"],
+                      "LSTM (chrono)": figures.EXTRA_COLORS[0]}  # fmt: skip
+
+
+def test_float_floors_are_drawn_only_when_the_data_come_near_them():
+    rec = make_recording("rnn", T=8)
+    assert not [tr for tr in figures.gradient_flow_figure([rec]).data if tr.legendgroup == "floors"]
+    deep = dataclasses.replace(rec, log10_grad_h=rec.log10_grad_h - 40)  # down to about -41 decades
+    floors = [tr for tr in figures.gradient_flow_figure([deep]).data if tr.legendgroup == "floors"]
+    assert [tr.meta["floor"] for tr in floors] == ["float32"]
+    assert floors[0].y[0] == pytest.approx(np.log10(np.finfo(np.float32).tiny))
 
 
 def test_gradient_flow_batch_shows_median_and_interquartile_band():
@@ -79,6 +122,7 @@ def test_gradient_flow_fit_line_runs_over_the_fitted_steps():
     rec = make_recording("rnn", T=8)
     fig = figures.gradient_flow_figure([rec], {"RNN": DecayFit(0.5, -3.6, 0.6, 1, 7)})
     (fit,) = [tr for tr in fig.data if tr.line.dash == "dot"]
+    assert fit.visible == "legendonly"  # one click in the legend shows it; not drawn over the data
     np.testing.assert_allclose(fit.x, [1, 7])
     np.testing.assert_allclose(fit.y, [-3.6 + 0.5, -3.6 + 0.5 * 7])
     assert "0.5 decades/step" in fit.name
@@ -91,16 +135,16 @@ def test_gradient_flow_leaves_gaps_where_the_gradient_is_exactly_zero():
     rec = make_recording("rnn", B=2, T=8)
     rec.log10_grad_h[:, :3] = -np.inf  # dead relu units: the true gradient is 0
     fig = figures.gradient_flow_figure([rec])
-    median = [tr for tr in fig.data if tr.line.width == 2][0]
+    median = curves(fig)[0]
     assert np.isnan(median.y[:3]).all() and np.isfinite(median.y[3:]).all()
-    assert "exactly 0" in fig.layout.annotations[0].text
+    assert "exactly 0" in notes(fig)[0]
 
 
 def test_gradient_flow_decimates_long_sequences_and_says_so():
     rec = make_recording("lstm", T=5000, H=2)
     fig = figures.gradient_flow_figure([rec], max_points=1000)
     assert all(len(tr.y) <= 1000 for tr in fig.data)
-    assert "mean of 5 steps" in fig.layout.annotations[0].text
+    assert "mean of 5 steps" in notes(fig)[0]
     np.testing.assert_allclose(fig.data[0].y[0], rec.log10_grad_h[0, :5].mean())
 
 
