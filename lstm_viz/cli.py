@@ -251,8 +251,14 @@ def write_outputs(
 def main(
     argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status. `sweep` as the first argument runs
+    lstm_viz.sweep's command instead."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:
+        from .sweep import main as sweep_main
+
+        return sweep_main(argv[1:], stdout, stderr)
     progress = None
     try:
         args = build_parser().parse_args(argv)
