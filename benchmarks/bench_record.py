@@ -20,13 +20,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lstm_viz  # noqa: E402
 
-CONFIGS = [  # (arch, seq_len, hidden_size, batch_size)
-    ("lstm", 1000, 128, 1),
-    ("rnn", 1000, 128, 1),
-    ("lstm", 1000, 128, 32),
-    ("rnn", 1000, 128, 32),
-    ("lstm", 10_000, 512, 1),
-    ("rnn", 10_000, 512, 1),
+CONFIGS = [  # (arch, seq_len, hidden_size, batch_size, num_layers, bidirectional)
+    ("lstm", 1000, 128, 1, 1, False),
+    ("rnn", 1000, 128, 1, 1, False),
+    ("lstm", 1000, 128, 32, 1, False),
+    ("rnn", 1000, 128, 32, 1, False),
+    ("lstm", 1000, 128, 1, 2, True),
+    ("lstm", 10_000, 512, 1, 1, False),
+    ("rnn", 10_000, 512, 1, 1, False),
 ]
 INPUT_SIZE = 8
 
@@ -55,27 +56,28 @@ def main() -> None:
         f"torch {torch.__version__}; bare run on {torch.get_num_threads()} threads, record() on 1; "
         f"float32, input_size {INPUT_SIZE}"
     )
-    print(f"{'arch':5} {'T':>6} {'H':>4} {'B':>3} {'bare fwd+bwd':>13} {'record()':>10} {'ratio':>6}")
-    for arch, seq_len, hidden, batch in CONFIGS:
+    header = f"{'arch':5} {'T':>6} {'H':>4} {'B':>3} {'L x D':>5}"
+    print(f"{header} {'bare fwd+bwd':>13} {'record()':>10} {'ratio':>6}")
+    for arch, seq_len, hidden, batch, layers, bidirectional in CONFIGS:
         if args.quick and seq_len > 1000:
             continue
-        model = lstm_viz.build_model(arch, INPUT_SIZE, hidden, seed=0)
+        model = lstm_viz.build_model(
+            arch, INPUT_SIZE, hidden, seed=0, num_layers=layers, bidirectional=bidirectional
+        )
         x = lstm_viz.make_input("gaussian", batch, seq_len, INPUT_SIZE, seed=0)
         bare = model.fused()
         xg = x.clone().requires_grad_(True)
 
-        def run_bare(bare=bare, xg=xg):
+        def run_bare(bare=bare, xg=xg, hidden=hidden):
             bare.zero_grad(set_to_none=True)
-            out, _ = bare(xg)
-            out[:, -1].sum().backward()
+            out, _ = bare(xg)  # a loss on the last step of every direction, as record()'s default
+            (out[:, -1, :hidden].sum() + out[:, 0, hidden:].sum()).backward()
 
         repeats = args.repeats if seq_len <= 1000 else max(1, args.repeats // 2)
         t_bare = median_seconds(run_bare, repeats)
         t_rec = median_seconds(lambda model=model, x=x: lstm_viz.record(model, x), repeats)
-        print(
-            f"{arch:5} {seq_len:>6} {hidden:>4} {batch:>3} {t_bare * 1e3:>10.1f} ms {t_rec * 1e3:>7.1f} ms "
-            f"{t_rec / t_bare:>5.2f}x"
-        )
+        shape = f"{arch:5} {seq_len:>6} {hidden:>4} {batch:>3} {f'{layers}x{1 + bidirectional}':>5}"
+        print(f"{shape} {t_bare * 1e3:>10.1f} ms {t_rec * 1e3:>7.1f} ms {t_rec / t_bare:>5.2f}x")
     print(own_peak_memory())
 
 

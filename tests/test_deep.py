@@ -1,6 +1,8 @@
 """Deep and bidirectional recordings against float64 autograd through torch's own cells."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -254,3 +256,20 @@ def test_zero_gradient_into_one_direction_is_exactly_zero_there():
     assert np.isneginf(rec.layer(0, 1).log10_grad_h).all()
     assert np.isfinite(rec.layer(0, 0).log10_grad_h).all()
     assert math.isfinite(rec.log10_grad_x[0, 0])
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_deep_memory_estimate_covers_what_a_run_really_holds(arch):
+    code = (  # VmHWM: the child's own peak resident size (see test_record.py)
+        "import torch, lstm_viz as lv\n"
+        "def peak(): return int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024\n"
+        f"m = lv.build_model('{arch}', 4, 128, num_layers=2, bidirectional=True)\n"
+        "x = torch.randn(4, 1000, 4)\n"
+        "lv.record(m, x[:, :20])\n"
+        "before = peak()\n"
+        "rec = lv.record(m, x)\n"
+        f"need = lv.estimate_bytes('{arch}', 4, 1000, 128, 4, num_layers=2, num_directions=2)\n"
+        "print(peak() - before, need)\n"
+    )
+    used, estimate = map(int, subprocess.check_output([sys.executable, "-c", code], text=True).split())
+    assert 0.3 * estimate < used <= estimate
