@@ -9,6 +9,11 @@ below the smallest float (1e-3000 at T = 10,000).
 The default loss (when grad_output is None) is L = sum_b u . h_{b,T-1} with
 u = (1, ..., 1) / sqrt(H): every sample's gradient enters the last step with
 norm exactly 1, so log10 ||dL/dh_t|| reads as "decades lost after T-1-t steps".
+
+Deep and bidirectional models are recorded layer by layer and direction by
+direction (passes.StackedPasses); the result hands out one-layer Recordings,
+rec.layer(l, d). docs/engine.md states what is exact and what happens at the
+edges of floating point.
 """
 
 from __future__ import annotations
@@ -255,8 +260,15 @@ def record(
 ) -> Recording:
     """Run model over x (B, T, I) once forward and once backward; keep every step's internals.
 
-    grad_output (B, H) is dL/dh_{T-1}. Default: (1, ..., 1) / sqrt(H) per sample, the
-    gradient of L = sum_b sum_j h_{b,T-1,j} / sqrt(H), so ||dL/dh_{T-1}|| = 1.
+    model: from build_model (any depth), or a torch.nn.RNN/LSTM/GRU with biases (1 to 4
+    layers, either direction; dropout between layers is an eval-time no-op and is ignored).
+    grad_output (B, D*H) is dL/d(final state) of the top layer, each direction's in turn
+    (forward at t = T-1, backward at t = 0, as in h_n); (B, T, D*H) is a loss on the top
+    layer's output at every step. Default: (1, ..., 1) / sqrt(H) into every direction's
+    final state, the gradient of L = sum_b sum_j h_{b,j} / sqrt(H), so it enters with norm 1.
+    Deep or bidirectional: rec.layer(l, d) is layer l (0 = bottom), direction d, as a
+    one-layer Recording; rec's own fields are the top layer's forward direction, except
+    log10_grad_x, taken with respect to the network's input x (all directions).
     Refuses (ValueError) runs whose estimate_bytes exceeds max_bytes. progress, if given,
     is called with the fraction done (0 to 1) after the forward pass and every block of
     the backward pass.
