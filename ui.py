@@ -44,6 +44,7 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/1_Gates_and_cell_state.py", "Gates and cell state", ":material/grid_on:"),
     ("pages/2_LSTM_equations.py", "LSTM equations", ":material/function:"),
     ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
+    ("pages/5_Phase_diagram.py", "Phase diagram", ":material/blur_on:"),
 )
 # The settings sync with the URL by hand rather than with bind="query-params": Streamlit drops
 # bound parameters when the user switches pages, and a bound widget then falls back to its default.
@@ -102,6 +103,25 @@ def nav() -> None:
             # app always has them (tests/test_browser.py follows these links).
             return
     st.sidebar.divider()
+
+
+def choice(container, widget: str, label: str, options: dict[str, str], key: str, **kwargs) -> str:
+    """A radio or selectbox over option ids (shown by their labels) whose URL parameter is the id,
+    e.g. ?gates_arch=gru. Older links that carry a label (?gates_arch=GRU) still work. The first
+    option is the default, left out of the URL."""
+    if key not in st.session_state:  # a new page visit: the URL decides
+        raw = str(st.query_params.get(key, "")).lower()
+        by_text = {k.lower(): k for k in options} | {v.lower(): k for k, v in options.items()}
+        st.session_state[key] = by_text.get(raw, next(iter(options)))
+    elif st.session_state[key] not in options:  # the options changed (e.g. another model)
+        st.session_state[key] = next(iter(options))
+    draw = container.radio if widget == "radio" else container.selectbox
+    value = draw(label, list(options), format_func=options.get, key=key, **kwargs)
+    if value == next(iter(options)):
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = value
+    return value
 
 
 def _widget(container, setting, values: dict):
@@ -230,7 +250,7 @@ def recordings(
     return out
 
 
-def chart(fig: go.Figure, caption: str, key: str) -> None:
+def chart(fig: go.Figure, caption: str | None, key: str) -> None:
     """The figure, its one-line caption, and a button that downloads it as standalone HTML.
     While the page shows stale recordings (see `recordings`) the figure is greyed out."""
     if st.session_state.get(_STALE):
@@ -240,7 +260,8 @@ def chart(fig: go.Figure, caption: str, key: str) -> None:
             .update_layout(title=dict(text="last run (settings above did not fit)", font=dict(color="grey")))
         )
     st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=f"{key}_chart")
-    st.caption(caption)
+    if caption:
+        st.caption(caption)
     st.download_button(
         "Chart as HTML",
         lambda: figure_html(fig),

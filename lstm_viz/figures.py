@@ -25,6 +25,8 @@ ARCH_COLORS = {"rnn": "#E15759", "lstm": "#4E79A7", "gru": "#59A14F"}
 # A second model of the same architecture on one chart (e.g. the LSTM with its cell path open
 # beside the default-init one): Tableau orange, purple, brown.
 EXTRA_COLORS = ("#F28E2B", "#B07AA1", "#9C755F")
+# Traced units: eight colours apart from the architectures' own (ColorBrewer Dark2).
+UNIT_COLORS = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#666666")
 MAX_LINE_POINTS = 2000  # per trace
 MAX_HEATMAP_CELLS = (2000, 256)  # (steps, units) per heatmap
 SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
@@ -311,7 +313,8 @@ def gate_mean_figure(
     max_points: int = MAX_LINE_POINTS,
 ) -> go.Figure:
     """One row per quantity: mean over units and samples against t, with the band between
-    the 25th and 75th percentile over units; `units` are drawn as thin lines (sample 0)."""
+    the 25th and 75th percentile over units; `units` are drawn as thin lines (sample 0), each in
+    its own colour (UNIT_COLORS) with one legend entry per unit."""
     quantities = list(quantities or rec.gates)
     color = ARCH_COLORS.get(rec.arch, "#888888")
     fig = make_subplots(
@@ -341,16 +344,17 @@ def gate_mean_figure(
             row=row,
             col=1,
         )
-        for unit in units:
+        for k, unit in enumerate(units):
             trace, _ = decimate(values[0, :, unit], max_points)
             fig.add_trace(
                 go.Scatter(
                     x=t,
                     y=trace,
                     mode="lines",
-                    showlegend=False,
-                    opacity=0.7,
-                    line=dict(color=color, width=1, dash="dot"),
+                    name=f"unit {unit}",
+                    legendgroup=f"unit {unit}",
+                    showlegend=row == 1,
+                    line=dict(color=UNIT_COLORS[k % len(UNIT_COLORS)], width=1.5),
                     hovertemplate="t=%{x:.0f}<br>%{y:.3f}<extra>unit " + str(unit) + "</extra>",
                 ),
                 row=row,
@@ -361,7 +365,10 @@ def gate_mean_figure(
             fig.update_yaxes(range=[low - 0.02 * (high - low), high + 0.02 * (high - low)], row=row, col=1)
     fig.update_xaxes(title_text="timestep t", row=len(quantities), col=1)
     fig.update_layout(
-        height=150 + 150 * len(quantities), margin=dict(l=60, r=20, t=40, b=40), hovermode="x unified"
+        height=150 + 150 * len(quantities),
+        margin=dict(l=60, r=20, t=40, b=40),
+        hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1, title_text="traced:"),
     )
     return fig
 

@@ -157,8 +157,6 @@ def flow_caption(recordings: Sequence[Recording]) -> str:
 QUANTITY_CAPTIONS = {
     "forget": "Forget gate: 1 keeps the cell's memory, 0 wipes it. Rows near 0.5 (default init) halve the "
     "memory every step; bright rows are long-memory units.",
-    "uniform": "A nearly uniform map is the finding, not a fault: an untrained network's gates sit near "
-    "σ(0) = 0.5 at every step and unit, so nothing is kept for long.",
     "input": "Input gate: how much of the candidate is written into the cell at each step.",
     "candidate": "Candidate: the new content proposed at each step, in (-1, 1), driven by the input.",
     "output": "Output gate: how much of the cell is shown in the hidden state.",
@@ -227,3 +225,55 @@ def vanishing_explanation(rnn: Recording, lstm: Recording) -> list[tuple[str, st
             "the path before any training, and training learns to open it where the task needs memory.",
         ),
     ]
+
+
+def _near_half(values: np.ndarray) -> bool:
+    """Whether a gate sits near σ(0) = 0.5 almost everywhere, as in an untrained network."""
+    return bool(np.mean(np.abs(values.astype(np.float64) - 0.5) < 0.15) > 0.8)
+
+
+def gate_caption(rec: Recording, quantity: str) -> str:
+    """The heatmap's caption: what the quantity is, and when the map is nearly uniform at 0.5 in an
+    untrained model, that this uniformity is the finding."""
+    text = QUANTITY_CAPTIONS[quantity]
+    if quantity == "forget" and rec.arch == "lstm" or quantity == "update" and rec.arch == "gru":
+        values = rec.gates[quantity]
+        if _near_half(values) and not _is_trained(rec):
+            text += (
+                f" Nearly uniform at {float(values.mean()):.2f}: that is the finding, not a fault. "
+                "An untrained network's gates sit near σ(0) = 0.5 everywhere, so every unit forgets "
+                "half its memory per step."
+            )
+    return text
+
+
+MEAN_CAPTION = (
+    "Line: mean over units (and sequences); band: 25th to 75th percentile over units; coloured lines: the "
+    "units picked above (sequence 0). A forget gate whose mean sits near 0.5 keeps half its memory per step."
+)
+
+
+def saturation_caption(rec: Recording, stats: Sequence[analysis.GateStats]) -> str:
+    """The saturation view's caption for analysis.gate_stats of the model's sigmoid gates; says so
+    when no gate ever commits (every point near (0, 0))."""
+    frac_below = np.concatenate([s.frac_below for s in stats])
+    frac_above = np.concatenate([s.frac_above for s in stats])
+    text = (
+        "One point per unit: the share of steps its gate is below 0.1 (shut) against above 0.9 (open), "
+        "after Karpathy et al. 2015."
+    )
+    if float(np.max(frac_below, initial=0)) < 0.05 and float(np.max(frac_above, initial=0)) < 0.05:
+        text += (
+            " Every point sits at (0, 0): no gate ever shuts or opens fully. For an untrained network "
+            "with gates near 0.5 that is the finding: nothing is kept and nothing is wiped, everything "
+            "fades at the same rate."
+            if not _is_trained(rec)
+            else " Every point sits near (0, 0): this model's gates never commit."
+        )
+    else:
+        keep = "forget" if rec.arch == "lstm" else "update"
+        text += (
+            f" Units high on the left edge keep their state (their {keep} gate is mostly open); chrono "
+            "init starts the LSTM's forget gates there, and training pushes them there."
+        )
+    return text

@@ -16,7 +16,15 @@ from .record import Recording
 
 # Above this many (sample, step, unit) values the CSV export holds the per-step norms only.
 MAX_EXPORT_CELLS = 2_000_000
-UNIT_ORDERS = ("unit index", "mean forget gate", "mean |cell state|", "mean output gate")
+UNIT_ORDERS = {  # id -> what the rows are sorted by; ids are what links carry
+    "unit": "unit index",
+    "forget": "mean forget gate",
+    "input": "mean input gate",
+    "output": "mean output gate",
+    "cell": "mean |cell state|",
+    "update": "mean update gate",
+    "reset": "mean reset gate",
+}
 
 
 def decay_fits(recordings: Sequence[Recording]) -> dict[str, analysis.DecayFit]:
@@ -101,18 +109,21 @@ def figure_html(fig: go.Figure) -> bytes:
     return fig.to_html(include_plotlyjs=True, full_html=True).encode()
 
 
+def unit_orders(rec: Recording) -> dict[str, str]:
+    """The sort keys that make sense for this recording's model: id -> label (its own gates only)."""
+    own = {"unit", *rec.gates, *(["cell"] if rec.cell is not None else [])}
+    return {key: label for key, label in UNIT_ORDERS.items() if key in own}
+
+
 def unit_order(rec: Recording, by: str) -> np.ndarray:
-    """Unit indices (H,) sorted by `by` (one of UNIT_ORDERS), largest first; gates the
-    architecture lacks (GRU: forget -> update, output -> none) fall back to the index order."""
-    if by not in UNIT_ORDERS:
-        raise ValueError(f"sort units by one of {UNIT_ORDERS}, got {by!r}")
-    key = {
-        "mean forget gate": rec.gates.get("forget", rec.gates.get("update")),
-        "mean |cell state|": None if rec.cell is None else np.abs(rec.cell),
-        "mean output gate": rec.gates.get("output"),
-    }.get(by)
-    if key is None:
+    """Unit indices (H,) sorted by `by` (an id of unit_orders(rec), or its label), largest first."""
+    by = {label: key for key, label in UNIT_ORDERS.items()}.get(by, by)
+    orders = unit_orders(rec)
+    if by not in orders:
+        raise ValueError(f"sort the {rec.name}'s units by one of {', '.join(orders)}, got {by!r}")
+    if by == "unit":
         return np.arange(rec.hidden_size)
+    key = np.abs(rec.cell) if by == "cell" else rec.gates[by]
     return np.argsort(-key.mean(axis=(0, 1)), kind="stable")
 
 

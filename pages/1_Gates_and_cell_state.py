@@ -17,9 +17,7 @@ st.markdown(
 
 settings = ui.settings_sidebar("gates")
 c1, c2, c3, c4 = st.columns([1, 2, 1, 3])
-arch = c1.radio(
-    "Model", ("lstm", "gru"), format_func=str.upper, horizontal=True, key="gates_arch", bind="query-params"
-)
+arch = ui.choice(c1, "radio", "Model", {"lstm": "LSTM", "gru": "GRU"}, key="gates_arch", horizontal=True)
 if ui.trained_toggle("gates_trained"):
     if not (trained := ui.trained_recordings([arch])):
         st.warning(
@@ -29,7 +27,9 @@ if ui.trained_toggle("gates_trained"):
     (rec,) = trained
 else:
     (rec,) = ui.recordings(settings, [arch])
-sort_by = c2.selectbox("Sort units by", tables.UNIT_ORDERS, key="gates_sort", bind="query-params")
+sort_by = ui.choice(
+    c2, "select", f"Sort the {rec.arch.upper()}'s units by", tables.unit_orders(rec), key="gates_sort"
+)
 sample = c3.number_input(
     "Sequence",
     0,
@@ -49,10 +49,10 @@ units = c4.multiselect(
 )
 
 order = tables.unit_order(rec, sort_by)
-order_label = "" if sort_by == "unit index" else sort_by
+order_label = "" if sort_by == "unit" else tables.UNIT_ORDERS[sort_by]
 st.caption(
     f"Heatmaps: sequence {sample} of the batch of {rec.batch_size}; rows "
-    + ("in unit order" if not order_label else f"sorted by {sort_by}, highest on top")
+    + ("in unit order" if not order_label else f"sorted by {order_label}, highest on top")
     + "; hover a cell for its unit and value."
 )
 quantities = [*rec.gates, *(["cell"] if rec.cell is not None else []), "hidden"]
@@ -68,26 +68,21 @@ for k, quantity in enumerate(quantities):
             order_label=order_label,
             max_cells=(1000, 128),
         )
-        ui.chart(fig, prose.QUANTITY_CAPTIONS[quantity], f"{arch}_{quantity}_heatmap")
+        ui.chart(fig, prose.gate_caption(rec, quantity), f"{arch}_{quantity}_heatmap")
 
 st.subheader("Mean over units", anchor=False)
 fig = figures.gate_mean_figure(rec, quantities, units=[int(u) for u in units])
 ui.chart(
     fig,
-    "Line: mean over units (and sequences); band: 25th to 75th percentile over units; dotted: "
-    "the units picked above. A forget gate whose mean sits near 0.5 keeps half its memory per step.",
+    prose.MEAN_CAPTION,
     f"{arch}_gate_means",
 )
 
 st.subheader("Saturation", anchor=False)
-gates = figures.SIGMOID_GATES[arch]
-stats = [analysis.gate_stats(rec, gate) for gate in gates]
-fig = figures.saturation_figure(rec, {s.gate: (s.frac_below, s.frac_above) for s in stats})
-ui.chart(
-    fig,
-    "One point per unit: the share of steps its gate is below 0.1 (shut) against above 0.9 (open), "
-    "after Karpathy et al. 2015. An untrained model sits near (0, 0); trained LSTMs push forget gates "
-    "up the left edge, and chrono init starts them there.",
-    f"{arch}_saturation",
-)
+stats = [analysis.gate_stats(rec, gate) for gate in figures.SIGMOID_GATES[arch]]
+for column, stat in zip(st.columns(len(stats)), stats, strict=True):  # columns stack on a phone
+    with column:
+        fig = figures.saturation_figure(rec, {stat.gate: (stat.frac_below, stat.frac_above)})
+        ui.chart(fig, None, f"{arch}_{stat.gate}_saturation")
+st.caption(prose.saturation_caption(rec, stats))
 ui.csv_download([rec], f"{arch}_gates")

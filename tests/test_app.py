@@ -229,7 +229,8 @@ def test_gates_page_sorts_units_and_traces_picked_ones():
     heatmaps = [c for c in charts(at) if "z" in c[0]]
     assert len(heatmaps) == 6  # input, forget, candidate, output, cell, hidden
     assert heatmaps[0][0]["z"].shape == (4, 20)
-    at.selectbox(key="gates_sort").set_value("mean forget gate").run()
+    at.selectbox(key="gates_sort").set_value("forget").run()
+    assert at.query_params["gates_sort"] == "forget"  # links carry ids
     specs = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
     (forget,) = [s for s in specs if "forget gate" in s["layout"].get("title", {}).get("text", "")]
     forget_sorted = _array(forget["data"][0]["z"])
@@ -241,10 +242,23 @@ def test_gates_page_sorts_units_and_traces_picked_ones():
     assert len(charts(at)[6]) == lines_before + 2 * 6  # two dotted lines in each of 6 rows
 
 
-def test_gates_page_gru():
-    at = run_page("pages/1_Gates_and_cell_state.py", gates_arch="GRU")
+@pytest.mark.parametrize("link", ["gru", "GRU"])  # ids; labels from links made before
+def test_gates_page_gru(link):
+    at = run_page("pages/1_Gates_and_cell_state.py", gates_arch=link, gates_sort="mean update gate")
     heatmaps = [c for c in charts(at) if "z" in c[0]]
     assert len(heatmaps) == 4  # reset, update, candidate, hidden
+    sort = at.selectbox(key="gates_sort")
+    assert sort.options == ["unit index", "mean update gate", "mean reset gate"]  # the GRU's own gates
+    assert sort.value == "update" and "GRU" in sort.label
+    assert len(at.get("plotly_chart")) == 4 + 1 + 2  # heatmaps, means, saturation of reset and update
+
+
+def test_untrained_gates_say_that_uniform_one_half_is_the_finding():
+    at = run_page("pages/1_Gates_and_cell_state.py", hidden_size="64", seq_len="100")  # the defaults' H
+    captions = " ".join(c.value for c in at.caption)
+    assert "that is the finding" in captions and "Every point sits at (0, 0)" in captions
+    at = run_page("pages/1_Gates_and_cell_state.py", hidden_size="64", lstm_init="chrono", seq_len="300")
+    assert "that is the finding" not in " ".join(c.value for c in at.caption)
 
 
 def test_equations_page_checks_our_cell_against_pytorch():

@@ -177,16 +177,21 @@ def test_heatmap_rejects_what_the_model_lacks():
 
 def test_gate_means_one_row_per_quantity_with_the_mean_over_units():
     rec = make_recording("lstm", B=2, T=8, H=4)
-    fig = figures.gate_mean_figure(rec, ["forget", "cell"], units=[1])
+    fig = figures.gate_mean_figure(rec, ["forget", "cell"], units=[1, 3])
     assert [a.text for a in fig.layout.annotations] == [
         "forget gate f<sub>t</sub>",
         "cell state c<sub>t</sub>",
     ]
     means = [tr for tr in fig.data if tr.name == "mean forget"]
     np.testing.assert_allclose(means[0].y, rec.gates["forget"].mean(axis=(0, 2)), rtol=1e-6)
-    unit_lines = [tr for tr in fig.data if tr.line.dash == "dot"]
-    assert len(unit_lines) == 2
+    unit_lines = [tr for tr in fig.data if tr.name and tr.name.startswith("unit ")]
+    assert [tr.name for tr in unit_lines] == ["unit 1", "unit 3", "unit 1", "unit 3"]  # per row
     np.testing.assert_allclose(unit_lines[0].y, rec.gates["forget"][0, :, 1])
+    np.testing.assert_allclose(unit_lines[3].y, rec.cell[0, :, 3])
+    # each unit its own colour, the same in every row, one legend entry each
+    assert unit_lines[0].line.color != unit_lines[1].line.color
+    assert unit_lines[0].line.color == unit_lines[2].line.color
+    assert [tr.showlegend for tr in unit_lines] == [True, True, False, False]
 
 
 def test_saturation_one_point_per_unit():
