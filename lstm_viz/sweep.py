@@ -102,7 +102,8 @@ def axes_for(arch: str) -> list[str]:
     return [
         s.name
         for s in SETTINGS
-        if s.type in (int, float) and s.name != "seed"
+        if s.type in (int, float)
+        and s.name != "seed"
         and s.arch in (None, arch)
         and (not s.when or any(BY_NAME[k].arch in (None, arch) for k in s.when))
     ]
@@ -123,6 +124,14 @@ def command_line(
         elif fixed[s.name] != s.default and s.arch in (None, *archs) and s.applies(relevant):
             parts += [s.flag, f"{fixed[s.name]:g}" if s.type is float else str(fixed[s.name])]
     return " ".join([*parts, "--out grid.parquet"])
+
+
+def parse_values(name: str, text: str) -> list:
+    """Values of setting name typed as text, separated by spaces or commas, each checked."""
+    values = [BY_NAME[name].parse(raw) for raw in text.replace(",", " ").split()]
+    if not values:
+        raise ValueError(f"give at least one {name} value, separated by spaces")
+    return list(dict.fromkeys(values))
 
 
 def task_bytes(arch: str, settings: Settings) -> int:

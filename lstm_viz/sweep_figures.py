@@ -33,6 +33,24 @@ VALUE_TITLES = {
     "keep_frac_below": "keep gate < 0.1 (share of values)",
     "keep_frac_above": "keep gate > 0.9 (share of values)",
 }
+VALUE_READINGS = {  # what a brighter square means
+    "half_life": "the gradient survives longer",
+    "decades_per_step": "the gradient vanishes faster",
+    "lyapunov": "the gradient shrinks less per step",
+    "log10_grad_h0": "more of the gradient reaches the first step",
+    "keep_frac_below": "more keep gates are shut",
+    "keep_frac_above": "more keep gates are open",
+}
+AXIS_DEFAULTS = {  # values a phase diagram starts with, per axis
+    "seq_len": "50 100 200 400",
+    "hidden_size": "8 16 32 64",
+    "batch_size": "1 4 16",
+    "input_size": "1 4 16",
+    "spectral_radius": "0.5 0.8 0.9 1 1.1 1.5",
+    "forget_bias": "0 1 2 3 5",
+    "t_max": "10 100 1000",
+}
+FAVOURITE_Y = {"rnn": "spectral_radius", "lstm": "forget_bias", "gru": "hidden_size"}
 LOG_SCALE = ("half_life",)  # spans decades: coloured by log10
 MAX_CELL_TEXT = 400  # cells above this many carry no printed value
 
