@@ -107,12 +107,17 @@ def test_figure_html_is_a_standalone_page():
 
 def test_unit_order_sorts_by_mean_forget_gate():
     rec = run(Settings(seq_len=20, hidden_size=6, lstm_init="chrono"), "lstm")
-    order = tables.unit_order(rec, "mean forget gate")
+    order = tables.unit_order(rec, "forget")
     means = rec.gates["forget"].mean(axis=(0, 1))[order]
     assert np.all(np.diff(means) <= 0)
-    assert list(tables.unit_order(rec, "unit index")) == list(range(6))
-    with pytest.raises(ValueError, match="sort units by"):
+    assert list(tables.unit_order(rec, "mean forget gate")) == list(order)  # labels from old links
+    assert list(tables.unit_order(rec, "unit")) == list(range(6))
+    with pytest.raises(ValueError, match="units by one of unit, forget, input, output, cell"):
         tables.unit_order(rec, "colour")
+    gru = run(Settings(seq_len=20, hidden_size=6), "gru")
+    assert list(tables.unit_orders(gru)) == ["unit", "update", "reset"]
+    with pytest.raises(ValueError, match="GRU"):
+        tables.unit_order(gru, "forget")
 
 
 def test_half_life_texts():
