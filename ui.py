@@ -19,8 +19,9 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from lstm_viz import Recording
+from lstm_viz.prose import settings_line
 from lstm_viz.settings import SETTINGS, Settings, check_memory, complete, from_query, run, to_query
-from lstm_viz.tables import figure_html, tidy_csv
+from lstm_viz.tables import MAX_EXPORT_CELLS, drops_per_unit, figure_html, tidy_csv
 from lstm_viz.training import record_trained
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -92,6 +93,7 @@ def nav() -> None:
     Each link carries the shared settings, so the next page shows the same models.
     """
     st.session_state[_STALE] = False  # until this page's own recordings say otherwise
+    st.session_state[_LINE] = ""  # until this page's settings say otherwise
     kept = complete(st.session_state.get(_KEPT, {}))
     current = {s.name: st.session_state.get(s.name, kept[s.name]) for s in SIDEBAR}
     shared = to_query(current)
@@ -167,7 +169,9 @@ def settings_sidebar(page: str) -> Settings:
                 help="Forget bias ~ log U(1, T-1): forget gates start near 1, so the cell keeps its memory.",
             )
     _settings_to_url(values)
-    return Settings(**complete(values))
+    settings = Settings(**complete(values))
+    st.session_state[_LINE] = settings_line(settings)
+    return settings
 
 
 class _Store:
@@ -195,7 +199,7 @@ def _store() -> _Store:
     return _Store(24)
 
 
-_LAST, _STALE = "_last_recordings", "_showing_stale"
+_LAST, _STALE, _LINE = "_last_recordings", "_showing_stale", "_settings_line"
 
 
 def recordings(
@@ -250,9 +254,10 @@ def recordings(
     return out
 
 
-def chart(fig: go.Figure, caption: str | None, key: str) -> None:
-    """The figure, its one-line caption, and a button that downloads it as standalone HTML.
-    While the page shows stale recordings (see `recordings`) the figure is greyed out."""
+def chart(fig: go.Figure, caption: str | None, key: str, title: str = "") -> None:
+    """The figure, its one-line caption, and a button that downloads it as a standalone HTML page
+    (title, default from the key; caption; the page's settings). While the page shows stale
+    recordings (see `recordings`) the figure is greyed out."""
     if st.session_state.get(_STALE):
         fig = (
             go.Figure(fig)
@@ -264,7 +269,12 @@ def chart(fig: go.Figure, caption: str | None, key: str) -> None:
         st.caption(caption)
     st.download_button(
         "Chart as HTML",
-        lambda: figure_html(fig),
+        lambda: figure_html(
+            fig,
+            title=title or key.replace("_", " ").capitalize(),
+            caption=caption or "",
+            settings=st.session_state.get(_LINE, ""),
+        ),
         file_name=f"{key}.html",
         mime="text/html",
         key=f"{key}_html",
@@ -275,7 +285,14 @@ def chart(fig: go.Figure, caption: str | None, key: str) -> None:
 
 
 def csv_download(recs: list[Recording], key: str) -> None:
-    """Download button for the recordings' tidy frame (built only when clicked)."""
+    """Download button for the recordings' tidy frame (built only when clicked); says so when
+    the export leaves out per-unit rows."""
+    if dropped := [rec.name for rec in recs if drops_per_unit(rec)]:
+        st.caption(
+            f"The CSV holds the per-step gradient norms only for {', '.join(dropped)}: above "
+            f"{MAX_EXPORT_CELLS:,} values per model the per-unit hidden, cell and gate values are left "
+            "out. `python -m lstm_viz --out FILE.parquet` writes them all."
+        )
     st.download_button(
         "Recording as CSV (tidy)",
         lambda: tidy_csv(recs),

@@ -3,6 +3,7 @@ per-step values, unit orders. Numbers only; the words around them live in prose.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 
@@ -104,9 +105,23 @@ def tidy_csv(recordings: Sequence[Recording]) -> bytes:
     return tidy_frame(recordings).to_csv(index=False).encode()
 
 
-def figure_html(fig: go.Figure) -> bytes:
-    """A self-contained HTML page of the figure (plotly.js inlined: opens offline)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True).encode()
+def figure_html(fig: go.Figure, *, title: str = "", caption: str = "", settings: str = "") -> bytes:
+    """A self-contained HTML page of the figure (plotly.js inlined: opens offline) under its title
+    and caption, with the settings that made it in a line below."""
+    title = title or "lstm-viz chart"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)} · lstm-viz</title>",
+        '</head><body style="font-family: sans-serif; max-width: 1200px; margin: 1em auto">',
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(caption)}</p>" if caption else "",
+        fig.to_html(include_plotlyjs=True, full_html=False),
+        f'<p style="color: #666">Settings: {html.escape(settings)}</p>' if settings else "",
+        '<p style="color: #666">Made with lstm-viz.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts).encode()
 
 
 def unit_orders(rec: Recording) -> dict[str, str]:

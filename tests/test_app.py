@@ -216,6 +216,17 @@ def test_an_exploding_network_is_recorded_in_float64_and_the_page_says_so():
     assert "explodes" in caption and "falls" not in caption
 
 
+def test_a_csv_without_per_unit_rows_says_so(monkeypatch):
+    import lstm_viz.tables
+
+    at = run_page("app.py")
+    assert not [c for c in at.caption if "per-step gradient norms only" in c.value]
+    monkeypatch.setattr(lstm_viz.tables, "MAX_EXPORT_CELLS", 10)
+    at.run()
+    (note,) = [c.value for c in at.caption if "per-step gradient norms only" in c.value]
+    assert "RNN, LSTM, LSTM (chrono)" in note and "python -m lstm_viz" in note
+
+
 def test_bad_input_setting_is_an_error_message():
     at = AppTest.from_file(ROOT / "app.py", default_timeout=60)
     at.query_params.update(SMALL, input="adding", input_size="1")

@@ -99,10 +99,15 @@ def test_tidy_csv_stacks_every_model_and_drops_per_unit_rows_when_huge(monkeypat
     assert set(small["quantity"]) == {"log10_grad_h", "log10_grad_c", "log10_grad_x"}
 
 
-def test_figure_html_is_a_standalone_page():
-    html = tables.figure_html(figures.gradient_flow_figure([run(SMALL, "rnn")])).decode()
-    assert html.lower().startswith("<!doctype html>") or html.startswith("<html>")
-    assert "<script src=" not in html and len(html) > 1_000_000  # plotly.js inlined: opens offline
+def test_figure_html_is_a_standalone_page_with_title_caption_and_settings():
+    fig = figures.gradient_flow_figure([run(SMALL, "rnn")])
+    page = tables.figure_html(
+        fig, title="Gradient flow", caption="Lines fall <fast>", settings="seq_len=12"
+    ).decode()
+    assert page.startswith("<!DOCTYPE html>") and "<title>Gradient flow · lstm-viz</title>" in page
+    assert "<p>Lines fall &lt;fast&gt;</p>" in page and "Settings: seq_len=12" in page  # escaped
+    assert "<script src=" not in page and len(page) > 1_000_000  # plotly.js inlined: opens offline
+    assert prose.settings_line(SMALL).startswith("seq_len=12, hidden_size=4, batch_size=2")
 
 
 def test_unit_order_sorts_by_mean_forget_gate():
