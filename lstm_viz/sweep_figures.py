@@ -29,7 +29,7 @@ VALUE_TITLES = {
     "half_life": "gradient half-life (steps)",
     "decades_per_step": "decay rate (decades per step)",
     "lyapunov": "top Lyapunov exponent (decades per step)",
-    "log10_grad_h0": "log10 ||dL/dh<sub>0</sub>||",
+    "log10_grad_h0": "log10 ||dL/dh_0|| at the first step",
     "keep_frac_below": "keep gate < 0.1 (share of values)",
     "keep_frac_above": "keep gate > 0.9 (share of values)",
 }

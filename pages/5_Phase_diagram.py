@@ -35,9 +35,7 @@ settings = ui.settings_sidebar("phase")
 source = st.segmented_control(
     "Grid", ["Compute here", "Load a sweep file"], default="Compute here", key="phase_source", **bound
 )
-value = st.selectbox(
-    "Colour", list(sf.VALUE_TITLES), format_func=sf.VALUE_TITLES.get, key="phase_value", **bound
-)
+value = ui.choice(st, "selectbox", "Colour", sf.VALUE_TITLES, key="phase_value")
 if source == "Load a sweep file":
     upload = st.file_uploader("Sweep file (.parquet, from python -m lstm_viz sweep)", type="parquet")
     if upload is None:
@@ -65,7 +63,7 @@ if source == "Load a sweep file":
     where = "loaded from the file"
 else:
     c1, c2, c3, c4 = st.columns(4)
-    arch = c1.radio("Model", ARCHS, format_func=str.upper, horizontal=True, key="phase_arch", **bound)
+    arch = ui.choice(c1, "radio", "Model", {a: a.upper() for a in ARCHS}, key="phase_arch", horizontal=True)
     x = c2.selectbox("Across", sweep.axes_for(arch), key="phase_x", **bound)
     ys = [a for a in sweep.axes_for(arch) if a != x]
     y = c3.selectbox(
