@@ -87,11 +87,17 @@ def _settings_to_url(values: dict) -> None:
             st.query_params[key] = value
 
 
+# Wide display equations scroll sideways instead of being cut off on a phone.
+_STYLE = "<style>.katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 4px; }</style>"
+
+
 def nav() -> None:
-    """The page links at the top of the sidebar (the automatic list is off in .streamlit/config.toml).
+    """The page links at the top of the sidebar (the automatic list is off in .streamlit/config.toml),
+    and the app's few style rules.
 
     Each link carries the shared settings, so the next page shows the same models.
     """
+    st.html(_STYLE)
     st.session_state[_STALE] = False  # until this page's own recordings say otherwise
     st.session_state[_LINE] = ""  # until this page's settings say otherwise
     kept = complete(st.session_state.get(_KEPT, {}))

@@ -215,16 +215,15 @@ def gradient_flow_figure(
             arrowwidth=1, xanchor="right", font=dict(size=12), name="loss enters",
         )  # fmt: skip
         fig.add_annotation(
-            x=0.62, y=1.02, ax=0.9, ay=1.02, xref="x domain", yref="y domain", axref="x domain",
-            ayref="y domain",
-            text="back in time", showarrow=True, arrowhead=2, arrowwidth=1.5, xanchor="left",
-            yanchor="middle", font=dict(size=12), name="back in time",
+            x=1, y=1.0, xref="x domain", yref="y domain", text="⟵ back in time", showarrow=False,
+            xanchor="right", yanchor="bottom", font=dict(size=12), name="back in time",
         )  # fmt: skip
     fig.update_layout(
         xaxis_title="timestep t",
         yaxis_title="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖   (decades)",
         hovermode="x unified",
-        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+        # below the axis title whatever the width: the legend sits at the figure's bottom edge
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
         margin=dict(l=60, r=20, t=40, b=40),
         height=480,
     )

@@ -247,6 +247,14 @@ def gate_caption(rec: Recording, quantity: str) -> str:
     return text
 
 
+STEP_FACTOR_CAPTION = (
+    "Each point is one factor of the product: how many decades the gradient gains (> 0) or loses (< 0) "
+    "in one step back. The RNN's sum of these is its total loss; the LSTM's dashed cell path follows "
+    "its dotted forget-gate line, and sits at 0 only when the forget gates are near 1. The dip at the "
+    "right end is the first step back from the loss: the gradient enters through h_T-1 alone, reaches "
+    "the cell only through the output gate and tanh′(c), and nothing has built up in the cell yet; "
+    "after that step the cell path carries its share and the factors settle."
+)
 MEAN_CAPTION = (
     "Line: mean over units (and sequences); band: 25th to 75th percentile over units; coloured lines: the "
     "units picked above (sequence 0). A forget gate whose mean sits near 0.5 keeps half its memory per step."

@@ -81,8 +81,6 @@ for kind, text in prose.vanishing_explanation(rnn_rec, rec):
         st.markdown(text)
 ui.chart(
     figures.step_factor_figure([rnn_rec, rec]),
-    "Each point is one factor of the product: how many decades the gradient gains (> 0) or loses (< 0) "
-    "in one step back. The RNN's sum of these is its total loss; the LSTM's dashed cell path follows "
-    "its dotted forget-gate line, and sits at 0 only when the forget gates are near 1.",
+    prose.STEP_FACTOR_CAPTION,
     "step_factors",
 )
