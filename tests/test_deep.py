@@ -167,13 +167,16 @@ def test_torch_modules_with_layers_are_recorded_like_ours():
             )
 
 
+@pytest.mark.parametrize("every_step", [False, True])
 @pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
-def test_float32_deep_recordings_match_float64(arch):
+def test_float32_deep_recordings_match_float64(arch, every_step):
     model64 = build_model(arch, 2, 8, seed=3, num_layers=2, bidirectional=True, dtype=torch.float64)
     model32 = build_model(arch, 2, 8, num_layers=2, bidirectional=True)
     model32.load_state_dict(model64.state_dict())
     x = make_input("sine", 2, 150, 2, seed=2)
-    rec64, rec32 = record(model64, x), record(model32, x)
+    grad_output = torch.randn(2, 150, 16, generator=torch.Generator().manual_seed(0)) if every_step else None
+    rec64 = record(model64, x, grad_output=grad_output)
+    rec32 = record(model32, x, grad_output=grad_output)
     assert rec32.dtype == "float32"
     for layer in (0, 1):
         for d in (0, 1):
