@@ -12,12 +12,20 @@ what is shown is exactly the network being trained.
         trainer.advance(50)             # a page redraws between chunks, and can stop
     results = trainer.results()         # arch -> TrainingResult (numpy arrays)
 
+An entry of `archs` is an architecture ("lstm", its init from `inits`) or an architecture
+with its own init ("lstm_chrono", "rnn_identity"), so two LSTMs, or a tanh RNN and an IRNN,
+train side by side; results are keyed by these names. `advance()` may run in one thread
+while another calls `pause()` or `results()` (a Streamlit rerun starts before the old run
+has stopped): every step trains every model under one lock, so all models always stand at
+the same step.
+
 `train(config, callback)` is the same loop for scripts.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -38,6 +46,29 @@ DEFAULT_INITS = {"rnn": "default", "lstm": "forget_bias", "gru": "default"}
 GATE_BINS = np.linspace(0.0, 1.0, 41)  # edges of the keep-gate histograms
 
 
+# The names TrainConfig.archs accepts: an arch (init from TrainConfig.inits), or an arch with its own init.
+MODEL_NAMES = ARCHS + tuple(f"{a}_{i}" for a in ARCHS for i in INITS[a])
+
+
+def model_arch(name: str) -> str:
+    """The architecture of a model name: "lstm_chrono" -> "lstm"."""
+    return name.split("_", 1)[0]
+
+
+def model_title(name: str) -> str:
+    """For a menu of model names: "LSTM" (init chosen elsewhere), "RNN (identity, relu)", "LSTM (chrono)"."""
+    arch, _, init = name.partition("_")
+    return model_label(arch, init) if init else arch.upper()
+
+
+def model_label(arch: str, init: str, nonlinearity: str | None = None) -> str:
+    """For people: "RNN", "LSTM (forget bias)", "RNN (identity, relu)"."""
+    notes = [init.replace("_", " ")] if init != "default" else []
+    if arch == "rnn" and (nonlinearity or ("relu" if init == "identity" else "tanh")) == "relu":
+        notes.append("relu")  # identity init makes a relu network (IRNN) unless told otherwise
+    return f"{arch.upper()} ({', '.join(notes)})" if notes else arch.upper()
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run of every arch in `archs` (same seed, same batches)."""
@@ -45,7 +76,7 @@ class TrainConfig:
     task: str = "adding"
     lag: int = 50  # adding: sequence length; copy_memory: blanks between symbols and recall
     hidden_size: int = 32
-    archs: tuple[str, ...] = ("rnn", "lstm", "gru")
+    archs: tuple[str, ...] = ("rnn", "lstm", "gru")  # models: "lstm", or with its own init "lstm_chrono"
     steps: int = 500
     batch_size: int = 64
     lr: float = 3e-3  # Adam, as in benchmarks/reproduce_adding.py
@@ -59,8 +90,18 @@ class TrainConfig:
     test_size: int = 512
     threads: int | None = 1  # torch threads while training: small recurrent steps run fastest on one
 
-    def init(self, arch: str) -> str:
-        return self.inits.get(arch, "default")  # an arch left out gets PyTorch's default
+    def init(self, name: str) -> str:
+        """The init of a model name: its own ("lstm_chrono") or inits[arch]; PyTorch's default if neither."""
+        arch, _, own = name.partition("_")
+        return own or self.inits.get(arch, "default")
+
+    def problem(self) -> str | None:
+        """What check() would say, or None if the settings are fine."""
+        try:
+            self.check()
+        except ValueError as err:
+            return str(err)
+        return None
 
     def check(self) -> None:
         """ValueError naming the first bad setting and what is allowed."""
@@ -68,13 +109,22 @@ class TrainConfig:
         check_lag(task, self.lag)
         if (
             not self.archs
-            or any(a not in ARCHS for a in self.archs)
+            or any(model_arch(a) not in ARCHS for a in self.archs)
             or len(set(self.archs)) != len(self.archs)
         ):
-            raise ValueError(f"archs must be distinct names from {ARCHS}, got {self.archs!r}")
-        for arch in self.archs:
-            if self.init(arch) not in INITS[arch]:
-                raise ValueError(f"init for {arch!r} must be one of {INITS[arch]}, got {self.init(arch)!r}")
+            raise ValueError(
+                f"archs must be distinct model names from {ARCHS}, each optionally with its init "
+                f"('lstm_chrono'), got {self.archs!r}"
+            )
+        seen = {}
+        for name in self.archs:
+            arch, init = model_arch(name), self.init(name)
+            if init not in INITS[arch]:
+                raise ValueError(f"init for {arch!r} must be one of {INITS[arch]}, got {init!r}")
+            if (arch, init) in seen:
+                same = model_label(arch, init)
+                raise ValueError(f"{seen[arch, init]!r} and {name!r} are the same model ({same}): drop one")
+            seen[arch, init] = name
         for name, low, high in (
             ("hidden_size", 1, 1024),
             ("steps", 1, 1_000_000),
@@ -98,8 +148,9 @@ class TrainConfig:
 class TrainingResult:
     """One architecture's training history (S snapshots, E evaluations, N steps done)."""
 
-    arch: str
+    arch: str  # "rnn" | "lstm" | "gru"
     label: str  # "LSTM (chrono)"
+    model: str  # the name in TrainConfig.archs: "lstm", "lstm_chrono"
     task: str  # tasks.TASKS name
     lag: int
     baseline: float  # loss of the best memoryless predictor
@@ -126,8 +177,8 @@ class TrainingResult:
 class _Run:
     """One architecture's fused model, readout, optimiser and history."""
 
-    def __init__(self, arch: str, config: TrainConfig, input_size: int, output_size: int):
-        init = config.init(arch)
+    def __init__(self, name: str, config: TrainConfig, input_size: int, output_size: int):
+        arch, init = model_arch(name), config.init(name)
         self.instrumented: RecurrentModel = build_model(
             arch,
             input_size,
@@ -138,8 +189,8 @@ class _Run:
             spectral_radius=config.spectral_radius,
             t_max=max(config.lag + get_task(config.task).extra_steps, 2),
         )
-        self.arch = arch
-        self.label = arch.upper() if init == "default" else f"{arch.upper()} ({init.replace('_', ' ')})"
+        self.name, self.arch = name, arch
+        self.label = model_label(arch, init, getattr(self.instrumented, "nonlinearity", "tanh"))
         self.recurrent = self.instrumented.fused()
         with torch.random.fork_rng(devices=[]):  # seeded readout; the global generator is left as it was
             torch.manual_seed(config.seed)
@@ -153,7 +204,7 @@ class _Run:
 
 
 class Trainer:
-    """Trains every arch of a TrainConfig in lock step; `advance(n)` runs n more steps."""
+    """Trains every model of a TrainConfig in lock step; `advance(n)` runs n more steps."""
 
     def __init__(self, config: TrainConfig):
         config.check()
@@ -165,6 +216,8 @@ class Trainer:
             config.test_size, config.lag, torch.Generator().manual_seed(config.seed + 1_000_003)
         )
         self.runs = {a: _Run(a, config, self.task.input_size, self.task.output_size) for a in config.archs}
+        self._lock = threading.RLock()  # held for each step, pause() and results()
+        self.paused = False  # set by pause(): advance() trains no more until resume()
         for run in self.runs.values():
             self._evaluate(run)
             self._snapshot(run)
@@ -187,7 +240,8 @@ class Trainer:
 
     def advance(self, n: int = 1, *, seconds: float | None = None) -> int:
         """Train every arch for up to n more steps on the same batches, stopping early once
-        `seconds` have passed (so a page can redraw); returns the steps taken."""
+        `seconds` have passed (so a page can redraw), or once pause() is called (from any thread);
+        returns the steps taken."""
         taken, start = 0, time.perf_counter()
         threads = torch.get_num_threads()
         if self.config.threads:
@@ -196,7 +250,10 @@ class Trainer:
             while taken < n and not self.done:
                 if seconds is not None and taken and time.perf_counter() - start > seconds:
                     break
-                self._train_step()
+                with self._lock:
+                    if self.paused:
+                        break
+                    self._train_step()
                 taken += 1
         finally:
             torch.set_num_threads(threads)
@@ -225,10 +282,24 @@ class Trainer:
     def finish(self) -> None:
         """Score the test set and take a snapshot at the current step if the last ones are older
         (after stopping before config.steps)."""
-        for run in self.runs.values():
-            if run.eval_steps[-1] != self.step:
-                self._evaluate(run)
-                self._snapshot(run)
+        with self._lock:
+            for run in self.runs.values():
+                if run.eval_steps[-1] != self.step:
+                    self._evaluate(run)
+                    self._snapshot(run)
+
+    def pause(self) -> int:
+        """Stop an advance() running in any thread after its current step, then finish(); returns
+        the step every model stands at. advance() does nothing more until resume()."""
+        with self._lock:  # waits for the step in flight
+            self.paused = True
+            self.finish()
+            return self.step
+
+    def resume(self) -> None:
+        """Let advance() train again after pause()."""
+        with self._lock:
+            self.paused = False
 
     @torch.no_grad()
     def _evaluate(self, run: _Run) -> None:
@@ -253,51 +324,62 @@ class Trainer:
             run.gate_hist.append(counts / max(counts.sum(), 1))
 
     def results(self) -> dict[str, TrainingResult]:
-        """arch -> TrainingResult of everything trained so far (copies; training may go on)."""
-        out = {}
-        for arch, run in self.runs.items():
-            out[arch] = TrainingResult(
-                arch=arch,
-                label=run.label,
-                task=self.task.name,
-                lag=self.config.lag,
-                baseline=self.task.baseline(self.config.lag),
-                loss=np.array(run.loss),
-                grad_norm=np.array(run.norm),
-                grad_norm_clipped=np.array(run.norm_clipped),
-                eval_steps=np.array(run.eval_steps),
-                test_loss=np.array(run.test_loss),
-                test_accuracy=np.array(run.test_accuracy),
-                snapshot_steps=np.array(run.snapshot_steps),
-                log10_grad_h=np.stack(run.grad_h),
-                keep_gate_hist=np.stack(run.gate_hist) if run.gate_hist else None,
-                train_seconds=run.seconds,
-            )
-        return out
+        """model name -> TrainingResult of everything trained so far (copies; training may go on)."""
+        with self._lock:
+            return {name: self._result(run) for name, run in self.runs.items()}
 
-    def state_dict(self, arch: str) -> dict[str, torch.Tensor]:
+    def _result(self, run: _Run) -> TrainingResult:
+        return TrainingResult(
+            arch=run.arch,
+            label=run.label,
+            model=run.name,
+            task=self.task.name,
+            lag=self.config.lag,
+            baseline=self.task.baseline(self.config.lag),
+            loss=np.array(run.loss),
+            grad_norm=np.array(run.norm),
+            grad_norm_clipped=np.array(run.norm_clipped),
+            eval_steps=np.array(run.eval_steps),
+            test_loss=np.array(run.test_loss),
+            test_accuracy=np.array(run.test_accuracy),
+            snapshot_steps=np.array(run.snapshot_steps),
+            log10_grad_h=np.stack(run.grad_h),
+            keep_gate_hist=np.stack(run.gate_hist) if run.gate_hist else None,
+            train_seconds=run.seconds,
+        )
+
+    def state_dict(self, name: str) -> dict[str, torch.Tensor]:
         """The recurrent layer's weights: loads into torch.nn.RNN/LSTM/GRU and into build_model(arch, ...)."""
-        return {k: v.detach().clone() for k, v in self.runs[arch].recurrent.state_dict().items()}
+        with self._lock:
+            return {k: v.detach().clone() for k, v in self.runs[name].recurrent.state_dict().items()}
 
-    def checkpoint(self, arch: str) -> dict:
+    def checkpoint(self, name: str) -> dict:
         """What `record_trained` needs: {"arch", "label", "step", "nonlinearity" (the RNN's),
         "recurrent" (state dict), "readout" (nn.Linear state dict), "config" (TrainConfig as a dict)}."""
-        run = self.runs[arch]
+        run = self.runs[name]
         config = asdict(self.config) | {"inits": dict(self.config.inits)}
         return {
-            "arch": arch,
+            "arch": run.arch,
             "label": run.label,
             "step": self.step,
             "nonlinearity": getattr(run.instrumented, "nonlinearity", "tanh"),
-            "recurrent": self.state_dict(arch),
+            "recurrent": self.state_dict(name),
             "readout": {k: v.detach().clone() for k, v in run.readout.state_dict().items()},
             "config": config,
         }
 
-    def model_bytes(self, arch: str) -> bytes:
-        """torch.save of state_dict(arch): the .pt a user downloads."""
+    def checkpoints(self) -> dict[str, dict]:
+        """arch -> checkpoint of the first model of each architecture (what other pages inspect)."""
+        out: dict[str, dict] = {}
+        for name, run in self.runs.items():
+            if run.arch not in out:
+                out[run.arch] = self.checkpoint(name)
+        return out
+
+    def model_bytes(self, name: str) -> bytes:
+        """torch.save of state_dict(name): the .pt a user downloads."""
         buffer = io.BytesIO()
-        torch.save(self.state_dict(arch), buffer)
+        torch.save(self.state_dict(name), buffer)
         return buffer.getvalue()
 
 

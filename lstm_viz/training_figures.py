@@ -1,7 +1,8 @@
 """TrainingResult -> plotly Figure: loss curves, gradient flow over training, keep gates, grad norms.
 
 Pure functions named *_figure (no streamlit), taking `{arch: TrainingResult}` as
-returned by `Trainer.results()`. Colours are the app's ARCH_COLORS; long histories
+returned by `Trainer.results()`. Colours are the app's ARCH_COLORS (EXTRA_COLORS for a second model
+of the same architecture, e.g. two LSTM inits side by side); long histories
 are averaged over blocks of steps (`figures.decimate`) and the chart says so.
 """
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .analysis import batch_percentile
-from .figures import ARCH_COLORS, MAX_LINE_POINTS, band, block_size, decimate
+from .figures import ARCH_COLORS, EXTRA_COLORS, MAX_LINE_POINTS, band, block_size, decimate
 from .tasks import get_task
 from .training import GATE_BINS, KEEP_GATE, TrainingResult
 
@@ -40,8 +41,13 @@ def _legend(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
-def _color(arch: str) -> str:
-    return ARCH_COLORS.get(arch, "#888888")
+def model_colors(results: Mapping[str, TrainingResult]) -> dict[str, str]:
+    """model name -> colour: each architecture's own colour for its first model, EXTRA_COLORS after."""
+    colors, used, extra = {}, set(), iter(EXTRA_COLORS * 4)
+    for name, res in results.items():
+        colors[name] = next(extra) if res.arch in used else ARCH_COLORS.get(res.arch, "#888888")
+        used.add(res.arch)
+    return colors
 
 
 def _per_step(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -57,13 +63,17 @@ def _corner_note(fig: go.Figure, text: str) -> None:
     )
 
 
-def loss_figure(results: Mapping[str, TrainingResult], *, max_points: int = 500) -> go.Figure:
+def loss_figure(
+    results: Mapping[str, TrainingResult], step: int | None = None, *, max_points: int = 500
+) -> go.Figure:
     """Test loss (solid, markers) and training loss (faint, block means) against step, log axis,
-    with the memoryless baseline as a dashed line."""
+    with the memoryless baseline as a dashed line and, if given, a dotted line at the step shown
+    by the other charts (the snapshot at or before `step`)."""
     fig = go.Figure()
     block, baseline, loss_kind = 1, None, "mse"
-    for res in results.values():
-        color = _color(res.arch)
+    colors = model_colors(results)
+    for name, res in results.items():
+        color = colors[name]
         baseline, loss_kind = res.baseline, get_task(res.task).loss
         if len(res.loss):
             means, steps, block = _per_step(res.loss, max_points)
@@ -75,7 +85,7 @@ def loss_figure(results: Mapping[str, TrainingResult], *, max_points: int = 500)
                     name=f"{res.label}: training batches",
                     line=dict(color=color, width=1),
                     opacity=0.35,
-                    legendgroup=res.arch,
+                    legendgroup=res.model,
                 )
             )
         fig.add_trace(
@@ -86,11 +96,20 @@ def loss_figure(results: Mapping[str, TrainingResult], *, max_points: int = 500)
                 name=f"{res.label}: test set",
                 line=dict(color=color, width=2.5),
                 marker=dict(size=5),
-                legendgroup=res.arch,
+                legendgroup=res.model,
             )
         )
     if baseline is not None:
         _reference_line(fig, baseline, f"memoryless baseline {baseline:.3g}")
+    if step is not None and results:
+        first = next(iter(results.values()))
+        shown = int(first.snapshot_steps[first.snapshot_index(step)])
+        fig.add_vline(
+            x=shown,
+            line=dict(color="gray", width=1.5, dash="dot"),
+            annotation_text=f"shown: step {shown}",
+            annotation_position="top left",
+        )
     fig.update_layout(
         xaxis_title="training step", yaxis_title=LOSS_TITLES[loss_kind], yaxis_type="log", yaxis_dtick=1
     )
@@ -157,12 +176,13 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
     """log10 ||dL/dh_t|| against t at the snapshot at or before `step`, median with the interquartile
     band over the probe batch, one line per arch, and each arch's profile before training (dotted)."""
     fig = go.Figure()
-    for res in results.values():
-        color, k = _color(res.arch), res.snapshot_index(step)
+    colors = model_colors(results)
+    for name, res in results.items():
+        color, k = colors[name], res.snapshot_index(step)
         values = res.log10_grad_h[k]
         q25, q50, q75 = (decimate(batch_percentile(values, q), MAX_LINE_POINTS)[0] for q in (25, 50, 75))
         t = decimate(values[0], MAX_LINE_POINTS)[1]
-        band(fig, t, q25, q75, color, res.arch)
+        band(fig, t, q25, q75, color, res.model)
         fig.add_trace(
             go.Scatter(
                 x=t,
@@ -170,7 +190,7 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
                 mode="lines",
                 line=dict(color=color, width=2.5),
                 name=f"{res.label} at step {int(res.snapshot_steps[k])}",
-                legendgroup=res.arch,
+                legendgroup=res.model,
             )
         )
         first = decimate(_median(res.log10_grad_h[0]), MAX_LINE_POINTS)[0]
@@ -181,7 +201,7 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
                 mode="lines",
                 line=dict(color=color, width=1.5, dash="dot"),
                 name=f"{res.label} before training",
-                legendgroup=res.arch,
+                legendgroup=res.model,
             )
         )
     fig.update_layout(
@@ -195,10 +215,11 @@ def keep_gate_figure(results: Mapping[str, TrainingResult], step: int) -> go.Fig
     and units at the snapshot at or before `step` (bars), and before training (outline)."""
     fig = go.Figure()
     centres = (GATE_BINS[:-1] + GATE_BINS[1:]) / 2
-    for res in results.values():
+    colors = model_colors(results)
+    for name, res in results.items():
         if res.keep_gate_hist is None:
             continue
-        color, k = _color(res.arch), res.snapshot_index(step)
+        color, k = colors[name], res.snapshot_index(step)
         gate = KEEP_GATE_TITLES[KEEP_GATE[res.arch]]
         fig.add_trace(
             go.Bar(
@@ -236,10 +257,11 @@ def grad_norm_figure(
     with the clipping threshold as a dashed line."""
     fig = go.Figure()
     block = 1
-    for res in results.values():
+    colors = model_colors(results)
+    for name, res in results.items():
         if not len(res.grad_norm):
             continue
-        color = _color(res.arch)
+        color = colors[name]
         before, steps, block = _per_step(res.grad_norm, max_points)
         after, _, _ = _per_step(res.grad_norm_clipped, max_points)
         fig.add_trace(
@@ -249,7 +271,7 @@ def grad_norm_figure(
                 mode="lines",
                 line=dict(color=color, width=1.5),
                 name=f"{res.label}: before clipping",
-                legendgroup=res.arch,
+                legendgroup=res.model,
             )
         )
         if clip is not None:
@@ -260,7 +282,7 @@ def grad_norm_figure(
                     mode="lines",
                     line=dict(color=color, width=2, dash="dot"),
                     name=f"{res.label}: after clipping",
-                    legendgroup=res.arch,
+                    legendgroup=res.model,
                 )
             )
     if clip is not None:

@@ -193,3 +193,105 @@ def test_figures_show_the_recorded_numbers():
     assert loss.layout.shapes[0].y0 == pytest.approx(1 / 6)
     norms = tf.grad_norm_figure(results, clip=1.0)
     np.testing.assert_allclose(norms.data[0].y, results["rnn"].grad_norm)
+
+
+def test_pause_from_another_thread_stops_every_model_at_one_step():
+    """A Streamlit rerun starts the new script run before the old one stops: the new run's Stop
+    pauses the trainer while the old run is inside advance(). Every model must stop at the same
+    step, with its snapshot there, and nothing may train after pause() returns."""
+    import threading
+    import time
+
+    trainer = Trainer(
+        TrainConfig(**{**TINY, "record_every": 1000}, archs=("rnn", "lstm", "gru"), steps=10_000)
+    )
+    old_run = threading.Thread(target=trainer.advance, args=(10_000,))
+    old_run.start()
+    while trainer.step < 3:
+        time.sleep(0.005)
+    step = trainer.pause()
+    old_run.join(timeout=30)
+    assert not old_run.is_alive() and trainer.step == step and 3 <= step < 10_000
+    for res in trainer.results().values():
+        assert res.steps_done == step and res.snapshot_steps[-1] == step and res.eval_steps[-1] == step
+    assert trainer.advance(5) == 0 and trainer.step == step  # paused until resume()
+    trainer.resume()
+    assert trainer.advance(2) == 2 and trainer.step == step + 2
+
+
+def test_two_inits_of_one_architecture_train_side_by_side():
+    trainer = Trainer(TrainConfig(**TINY, archs=("rnn", "rnn_identity", "lstm_chrono", "lstm"), steps=3))
+    assert trainer.runs["rnn"].instrumented.nonlinearity == "tanh"
+    irnn = trainer.runs["rnn_identity"].instrumented  # Le et al. 2015: W_hh = I, relu
+    assert irnn.nonlinearity == "relu"
+    np.testing.assert_array_equal(irnn.weight_hh_l0.detach().numpy(), np.eye(4))
+    trainer.advance(3)
+    results = trainer.results()
+    assert list(results) == ["rnn", "rnn_identity", "lstm_chrono", "lstm"]
+    assert [r.label for r in results.values()] == [
+        "RNN",
+        "RNN (identity, relu)",
+        "LSTM (chrono)",
+        "LSTM (forget bias)",
+    ]
+    assert [r.arch for r in results.values()] == ["rnn", "rnn", "lstm", "lstm"]
+    assert not np.array_equal(results["lstm_chrono"].loss, results["lstm"].loss)
+    checkpoints = trainer.checkpoints()  # other pages inspect the first model of each architecture
+    assert {a: c["label"] for a, c in checkpoints.items()} == {"rnn": "RNN", "lstm": "LSTM (chrono)"}
+    rec = record_trained(trainer.checkpoint("rnn_identity"), batch_size=2)
+    assert rec.arch == "rnn" and "relu" in rec.label
+
+
+@pytest.mark.parametrize(
+    ("archs", "match"),
+    [
+        (("lstm", "lstm_forget_bias"), "same model"),
+        (("rnn_chrono",), "init for 'rnn'"),
+        (("mlp_x",), "archs"),
+    ],
+)
+def test_model_names_are_checked(archs, match):
+    assert match in TrainConfig(**TINY, archs=archs).problem()
+    assert TrainConfig(**TINY, archs=("lstm", "lstm_chrono")).problem() is None
+
+
+def test_loss_chart_marks_the_shown_snapshot():
+    from lstm_viz import training_figures as tf
+
+    results = train(TrainConfig(**TINY, archs=("rnn", "rnn_identity"), steps=12))
+    lines = [s for s in tf.loss_figure(results, step=9).layout.shapes if s.type == "line" and s.x0 == s.x1]
+    assert [s.x0 for s in lines] == [5]  # the snapshot at or before step 9, as the other charts show
+    assert tf.model_colors(results) == {"rnn": "#E15759", "rnn_identity": "#F28E2B"}
+
+
+def test_presets_run_in_tiny_versions():
+    from lstm_viz.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert preset.config.problem() is None, name
+        config = preset.scaled(
+            hidden_size=4, steps=3, batch_size=4, test_size=8, probe_size=2, record_every=2
+        )
+        results = train(config)
+        assert list(results) == list(preset.config.archs)
+        for res in results.values():
+            assert res.steps_done == 3 and np.isfinite(res.test_loss).all()
+            assert res.baseline == pytest.approx(
+                1 / 6 if config.task == "adding" else 10 * np.log(8) / (config.lag + 20)
+            )
+
+
+def test_link_values_read_ids_and_old_labels():
+    from lstm_viz.presets import follow_step, link_values, read_link
+
+    assert read_link("Copy memory", ["LSTM", "GRU"]) == ("copy_memory", ["lstm", "gru"], [])
+    assert read_link("copy_memory", ["lstm_chrono", "rnn_identity"])[1] == ["lstm_chrono", "rnn_identity"]
+    assert read_link(None, None) == ("adding", ["rnn", "lstm", "gru"], [])
+    task, models, dropped = read_link("sorting", ["", "lstm", "transformer"])
+    assert (task, models) == ("adding", ["lstm"]) and len(dropped) == 2
+    assert read_link(None, [""])[1] == []  # an empty value: no models
+    assert link_values("adding", ["rnn", "lstm", "gru"]) == {}
+    assert link_values("copy_memory", []) == {"train_task": "copy_memory", "train_archs": [""]}
+    assert follow_step(5, 10, [0, 5, 10, 15]) == 5  # a chosen step stays
+    assert follow_step(10, 10, [0, 5, 10, 15]) == 15  # the last step follows training
+    assert follow_step(12, 10, [0, 5, 7]) == 7  # a step of an older run: the last one
