@@ -45,6 +45,7 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/1_Gates_and_cell_state.py", "Gates and cell state", ":material/grid_on:"),
     ("pages/2_LSTM_equations.py", "LSTM equations", ":material/function:"),
     ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
+    ("pages/4_Theory.py", "Theory", ":material/functions:"),
     ("pages/5_Phase_diagram.py", "Phase diagram", ":material/blur_on:"),
 )
 # The settings sync with the URL by hand rather than with bind="query-params": Streamlit drops

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from .analysis import decay_fit, median_curve
+from .passes import one_thread
 from .record import DEFAULT_MAX_BYTES, Recording
 
 ACTIVATION_SLOPE_BOUND = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}  # gamma: max |phi'|
@@ -242,7 +243,7 @@ def lyapunov_exponents(
         raise ValueError("Lyapunov exponents need seq_len >= 2")
     q = _loss_frame(B, fwd.size, fwd.H, k, seed)
     total = np.zeros((B, k))
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore"), one_thread():  # small per-step products: see passes.one_thread
         for step in fwd.backward():
             q, r = np.linalg.qr(fwd.transpose_times(*step, q))
             total += np.log10(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
@@ -344,12 +345,13 @@ def jacobian_singular_values(
     q = np.zeros((B, fwd.size, H))
     q[:, np.arange(H), np.arange(H)] = 1.0  # E: the h part of the state
     scale, rows = np.zeros((B, H)), np.broadcast_to(np.eye(H), (B, H, H)).copy()
-    for step in fwd.backward():
-        q, r = np.linalg.qr(fwd.transpose_times(*step, q))
+    with one_thread():  # small per-step products: see passes.one_thread
+        for step in fwd.backward():
+            q, r = np.linalg.qr(fwd.transpose_times(*step, q))
+            scale, rows = _push(scale, rows, r)
+        _, r = np.linalg.qr(q[:, :H, :])  # E^T Q: square, orthogonal unless the state is (h, c)
         scale, rows = _push(scale, rows, r)
-    _, r = np.linalg.qr(q[:, :H, :])  # E^T Q: square, orthogonal unless the state is (h, c)
-    scale, rows = _push(scale, rows, r)
-    values = np.stack([_graded_log_svd(scale[b], rows[b], k) for b in range(B)])
+        values = np.stack([_graded_log_svd(scale[b], rows[b], k) for b in range(B)])
     return _per_sample(values, per_sample)
 
 

@@ -1,6 +1,6 @@
 """Theory beside measurement as plotly Figures: the measured log10 ||dL/dh_t|| with the
-predicted slopes (theory.Estimate), the Pascanu et al. (2013) bound and the float floors.
-Pure functions, no streamlit.
+predicted slopes (theory.Estimate), the Pascanu et al. (2013) bound and the float floors, and
+the Lyapunov and singular-value spectra (spectrum_figure). Pure functions, no streamlit.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .analysis import median_curve
+from .analysis import decay_fit, median_curve
 from .figures import ARCH_COLORS, MAX_LINE_POINTS, decimate
 from .record import Recording
 from .theory import Estimate, bound_curve
@@ -28,6 +28,7 @@ _LINE_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
 _ESTIMATE_COLORS = ("#F28E2B", "#B07AA1", "#76B7B2", "#9C755F", "#EDC948")
 Y_TITLE = "log10 ||dL/dh<sub>t</sub>|| (decades)"
 X_TITLE = "t (step)"
+BOUND_NAME = "Pascanu et al. bound"  # theory.estimates' name for it
 
 
 def floors_in_view(y_min: float) -> list[str]:
@@ -106,7 +107,8 @@ def theory_figure(
     )
     y_last = float(curve[-1]) if np.isfinite(curve[-1]) else 0.0
     for k, est in enumerate(estimates):
-        if not math.isfinite(est.decades_per_step):
+        drawn_below = bound and rec.arch == "rnn" and est.name == BOUND_NAME  # from bound_curve
+        if drawn_below or not math.isfinite(est.decades_per_step):
             continue
         x, y = _anchored(T - 1, y_last, est.decades_per_step)
         fig.add_trace(
@@ -148,5 +150,62 @@ def theory_figure(
         xaxis_title=X_TITLE,
         yaxis_title=Y_TITLE,
         legend=dict(orientation="h", yanchor="top", y=-0.2),
+    )
+    return fig
+
+
+def spectrum_figure(recs: Sequence[Recording], values: Sequence[np.ndarray], *, kind: str) -> go.Figure:
+    """One line of markers per recording over i = 1..k, with a dotted reference line in its colour.
+
+    kind "lyapunov": values[j] (k,) Lyapunov exponents (theory.lyapunov_exponents), decades per
+    step; the reference is minus the measured slope (decay_fit), where the top one should sit.
+    kind "singular": values[j] (k,) log10 singular values of dh_{T-1}/dh_0
+    (theory.jacobian_singular_values); the reference is the measured log10 ||dL/dh_0|| (batch
+    median), at most the top value for record()'s unit-norm loss.
+    """
+    if kind not in ("lyapunov", "singular"):
+        raise ValueError(f"kind must be 'lyapunov' or 'singular', got {kind!r}")
+    fig = go.Figure()
+    k_max = max((len(v) for v in values), default=1)
+    for rec, vals in zip(recs, values, strict=True):
+        color = ARCH_COLORS.get(rec.arch, "#444444")
+        vals = np.asarray(vals, dtype=np.float64)
+        if kind == "lyapunov":
+            ref, ref_name = -decay_fit(rec).decades_per_step, "minus the measured slope"
+            fmt = "λ<sub>%{x}</sub> = %{y:.4f} decades/step"
+        else:
+            ref, ref_name = float(median_curve(rec.log10_grad_h)[0]), "measured log10 ||dL/dh<sub>0</sub>||"
+            fmt = "log10 σ<sub>%{x}</sub> = %{y:.2f}"
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(vals) + 1),
+                y=vals,
+                mode="lines+markers",
+                line=dict(color=color, width=1.5),
+                marker=dict(size=8),
+                name=rec.name,
+                hovertemplate=f"{fmt}<extra>{rec.name}</extra>",
+            )
+        )
+        if math.isfinite(ref):
+            fig.add_trace(
+                go.Scatter(
+                    x=[0.8, k_max + 0.2],
+                    y=[ref, ref],
+                    mode="lines",
+                    line=dict(color=color, width=1, dash="dot"),
+                    name=f"{rec.name}: {ref_name} ({ref:.3g})",
+                    hovertemplate=f"{ref_name}: %{{y:.4g}}<extra>{rec.name}</extra>",
+                )
+            )
+    if kind == "lyapunov":
+        title, y_title = "Lyapunov exponents of the backward dynamics", "λ<sub>i</sub> (decades/step back)"
+    else:
+        title, y_title = "Singular values of ∂h<sub>T−1</sub>/∂h<sub>0</sub>", "log10 σ<sub>i</sub> (decades)"
+    fig.update_layout(
+        title=title,
+        xaxis=dict(title="i (largest first)", tickmode="linear", dtick=1),
+        yaxis_title=y_title,
+        legend=dict(orientation="h", yanchor="top", y=-0.25),
     )
     return fig
