@@ -228,9 +228,17 @@ def start_ray(address: str | None = None) -> bool:
     if address:
         import lstm_viz  # shipped to the cluster's workers, which need only the requirements
 
-        ray.init(address=address, runtime_env={"py_modules": [lstm_viz]}, **quiet)
+        try:
+            ray.init(address=address, runtime_env={"py_modules": [lstm_viz]}, **quiet)
+        except ConnectionError as err:
+            raise ConnectionError(
+                f"{err}: is `ray start --head` running there? Ray clusters use token authentication: "
+                "set RAY_AUTH_MODE=token here and give this machine the cluster's token "
+                "(~/.ray/auth_token, or RAY_AUTH_TOKEN); see docs/sweeps.md"
+            ) from None
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+        # "local": a new Ray of our own, even where `ray start` left a cluster that ray.init() would join
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
     return True
 
 
@@ -270,16 +278,17 @@ def sweep(
             write(pd.concat([kept, frame_of(rows)], ignore_index=True), out)
             last[0] = time.monotonic()
 
-    started = False
+    started = finished = False
     if on_start is not None:
         on_start(len(todo))
     try:
         if todo:
             started = _run_on_ray(todo, max_bytes, address, finish)
+        finished = True
     finally:
         frame = pd.concat([kept, frame_of(rows)], ignore_index=True) if len(kept) else frame_of(rows)
-        if out is not None and (rows or not out.exists()):
-            write(frame, out)
+        if out is not None and (rows or (finished and not out.exists())):
+            write(frame, out)  # also when interrupted: the finished cells are kept
         if started:
             import ray
 
@@ -401,7 +410,7 @@ def main(argv: Sequence[str] | None = None, stdout=None, stderr=None) -> int:
     from .cli import Progress, UsageError, _one_line
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    progress = None
+    progress, finished = None, []
     try:
         args = build_parser().parse_args(argv)
         archs = list(dict.fromkeys(args.arch))
@@ -436,16 +445,15 @@ def main(argv: Sequence[str] | None = None, stdout=None, stderr=None) -> int:
             max_bytes=int(args.max_memory_gb * 1024**3),
             address=args.address,
             on_start=on_start,
-            on_row=lambda row: progress.step(_describe(row, swept)),
+            on_row=lambda row: (progress.step(_describe(row, swept)), finished.append(row)),
         )
         progress.close()
     except (UsageError, ValueError, OSError, KeyboardInterrupt) as exc:
         if progress is not None and progress.tty and not progress.quiet:
             stderr.write("\n")
         if isinstance(exc, KeyboardInterrupt):
-            print(
-                f"lstm-viz: interrupted; finished cells are in {args.out}: run again to resume", file=stderr
-            )
+            kept = f"the {len(finished)} cells finished are in {args.out}" if finished else "no cell finished"
+            print(f"lstm-viz: interrupted; {kept}: the same command resumes", file=stderr)
             return 130
         print(f"lstm-viz: error: {_one_line(exc)}", file=stderr)
         return 1 if isinstance(exc, OSError) else 2
