@@ -222,25 +222,24 @@ def test_building_recording_and_training_leave_the_global_generator_alone():
     torch.manual_seed(1234)
     before = torch.get_rng_state()
     model = build_model("lstm", 2, 3, seed=5, init="chrono", t_max=50)
-    build_model("rnn", 2, 3, seed=5, init="orthogonal")
-    x = make_input("sine", 2, 6, 2, seed=5)
-    record(model, x)
-    record(theirs, x)
-    trainer = Trainer(
-        TrainConfig(
-            task="adding",
-            lag=10,
-            hidden_size=4,
-            steps=2,
-            batch_size=4,
-            test_size=8,
-            probe_size=2,
-            record_every=1,
-            archs=("rnn", "lstm"),
-        )
-    )
-    trainer.advance(2)
+    calls = [
+        lambda: build_model("rnn", 2, 3, seed=5, init="orthogonal"),
+        lambda: build_model("gru", 2, 3, seed=5, num_layers=2, bidirectional=True),
+        lambda: make_input("sine", 2, 6, 2, seed=5),
+        lambda: record(model, make_input("gaussian", 2, 6, 2)),
+        lambda: record(theirs, make_input("gaussian", 2, 6, 2)),
+        lambda: record(build_model("rnn", 1, 3, init="identity", spectral_radius=1.5), torch.ones(1, 250, 1)),
+        lambda: Trainer(
+            TrainConfig(
+                task="adding", lag=10, hidden_size=4, steps=2, batch_size=4, test_size=8,
+                probe_size=2, record_every=1, archs=("rnn", "lstm"),
+            )
+        ).advance(2),
+    ]  # fmt: skip
     assert torch.equal(torch.get_rng_state(), before)
+    for k, call in enumerate(calls):
+        call()
+        assert torch.equal(torch.get_rng_state(), before), f"call {k} moved torch's global generator"
 
 
 def test_interleaved_builds_equal_sequential_ones_and_torch_modules_seeded_alike():
