@@ -68,7 +68,7 @@ _ARJOVSKY = (
 PRESETS: dict[str, Preset] = {
     "le2015": Preset(
         "le2015",
-        "Le et al. 2015: IRNN vs tanh RNN vs LSTM, adding, T = 150",
+        "Le et al. 2015: IRNN, adding T = 150",
         "Le, Jaitly & Hinton 2015, A simple way to initialize recurrent networks of rectified linear "
         "units (arXiv:1504.00941)",
         _config("adding", 150, ("rnn", "rnn_identity", "lstm"), 2000, 1e-3),
@@ -79,21 +79,21 @@ PRESETS: dict[str, Preset] = {
     ),
     "arjovsky_T100": Preset(
         "arjovsky_T100",
-        "Arjovsky et al. 2016: copy memory, T = 100",
+        "Arjovsky et al. 2016: copy T = 100",
         *_ARJOVSKY[:1],
         _config("copy_memory", 100, ("rnn", "lstm"), 1500, 1e-3),
         _ARJOVSKY[1],
     ),  # fmt: skip
     "arjovsky_T200": Preset(
         "arjovsky_T200",
-        "Arjovsky et al. 2016: copy memory, T = 200",
+        "Arjovsky et al. 2016: copy T = 200",
         *_ARJOVSKY[:1],
         _config("copy_memory", 200, ("rnn", "lstm"), 1500, 1e-3),
         _ARJOVSKY[1],
     ),  # fmt: skip
     "tallec2018": Preset(
         "tallec2018",
-        "Tallec & Ollivier 2018: chrono vs forget bias 1, copy memory, T = 200",
+        "Tallec & Ollivier 2018: chrono",
         "Tallec & Ollivier 2018, Can recurrent neural networks warp time? (ICLR)",
         _config("copy_memory", 200, ("lstm_chrono", "lstm_forget_bias"), 1500, 1e-3),
         "Chrono init draws the forget biases from log U(1, T_max - 1), T_max = T + 20 (the sequence "

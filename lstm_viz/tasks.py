@@ -4,9 +4,11 @@ Each task turns a lag T into sequences whose answer depends on something T steps
 and knows the loss of the best predictor that remembers nothing (its baseline): a
 model has learned to remember only once its loss is clearly below that line.
 
-    adding       Hochreiter & Schmidhuber 1997: T values uniform on [0, 1) and two
-                 markers, one in each half; the target is the sum of the two marked
+    adding       The form of Le, Jaitly & Hinton 2015: T values uniform on [0, 1) and two
+                 markers, one in each half; the target is the sum X1 + X2 of the two marked
                  values. Always answering the mean (1) scores MSE = Var(U1 + U2) = 2/12 = 1/6.
+                 (Hochreiter & Schmidhuber 1997, who introduced the task, drew values from
+                 [-1, 1] and asked for 0.5 + (X1 + X2)/4.)
     copy_memory  Arjovsky et al. 2016: 10 symbols from 8 categories, T - 1 blanks, a
                  delimiter, 10 more blanks; the output is T + 10 blanks and then the 10
                  symbols. Predicting blank, then uniform guesses, scores
@@ -69,6 +71,7 @@ class Task:
     memoryless_loss: Callable[[int], float]  # lag -> loss of the best predictor that remembers nothing
     extra_steps: int  # sequence length = lag + extra_steps
     min_lag: int
+    source: str = ""  # whose form of the task this is, for people
 
     def seq_len(self, lag: int) -> int:
         """Steps the network reads for this lag."""
@@ -91,8 +94,9 @@ class Task:
 
     def accuracy(self, prediction: torch.Tensor, y: torch.Tensor) -> float:
         """Adding: fraction of sequences within 0.04 of the target (Hochreiter & Schmidhuber's
-        criterion); copy: fraction of the 10 recalled symbols right. prediction is the readout's
-        output: (B,) for adding, (B, T + 20, classes) logits for copy."""
+        threshold, here on X1 + X2, which spans twice their target's range); copy: fraction of
+        the 10 recalled symbols right. prediction is the readout's output: (B,) for adding,
+        (B, T + 20, classes) logits for copy."""
         if self.loss == "mse":
             return float(((prediction - y).abs() < 0.04).float().mean())
         recalled = prediction[:, -COPY_LENGTH:].argmax(dim=-1)
@@ -104,6 +108,8 @@ TASKS: dict[str, Task] = {
         name="adding", title="Adding problem", input_size=2, output_size=1, loss="mse", generate=adding,
         # always answering E[U1 + U2] = 1 scores Var(U1 + U2) = 2 Var(U) = 2/12
         memoryless_loss=lambda lag: 2 / 12, extra_steps=0, min_lag=2,
+        source="Le, Jaitly & Hinton (2015)'s form: values uniform on [0, 1], target X1 + X2. Hochreiter & "
+        "Schmidhuber (1997), who introduced it, used values in [-1, 1] and target 0.5 + (X1 + X2)/4.",
     ),
     "copy_memory": Task(
         name="copy_memory", title="Copy memory", input_size=COPY_DELIMITER + 1, output_size=COPY_BLANK + 1,
@@ -111,6 +117,8 @@ TASKS: dict[str, Task] = {
         # blank for sure on T + 10 steps, a uniform guess among 8 symbols (ln 8 nats) on the last 10
         memoryless_loss=lambda lag: COPY_LENGTH * math.log(COPY_SYMBOLS) / (lag + 2 * COPY_LENGTH),
         extra_steps=2 * COPY_LENGTH, min_lag=1,
+        source="Arjovsky, Shah & Bengio (2016)'s form: 10 symbols from 8 categories, recalled after "
+        "T - 1 blanks and a delimiter.",
     ),
 }  # fmt: skip
 

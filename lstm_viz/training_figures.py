@@ -108,7 +108,7 @@ def loss_figure(
             x=shown,
             line=dict(color="gray", width=1.5, dash="dot"),
             annotation_text=f"shown: step {shown}",
-            annotation_position="top left",
+            annotation_position="bottom left",  # the baseline's label sits at the top right
         )
     fig.update_layout(
         xaxis_title="training step", yaxis_title=LOSS_TITLES[loss_kind], yaxis_type="log", yaxis_dtick=1

@@ -15,7 +15,7 @@ def apply_preset() -> None:
         state.update({f"train_{k}": v for k, v in pr.PRESETS[state.train_preset].widget_values().items()})
 
 
-st.set_page_config(page_title="Training lab · lstm-viz", page_icon=":material/model_training:", layout="wide")
+st.set_page_config(page_title="Training lab · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Training lab")
 st.markdown(
     "Train the networks on the same batches, from the same seed, on a task whose answer lies **T steps "
@@ -43,6 +43,7 @@ sb.selectbox("Paper preset", ["", *pr.PRESETS], format_func=lambda n: pr.PRESETS
              key="train_preset", on_change=apply_preset)  # fmt: skip
 sb.header("Task")
 task = sb.selectbox("Task", list(TASKS), format_func=lambda n: TASKS[n].title, key="train_task")
+sb.caption(TASKS[task].source)
 lag = sb.slider("Lag T", 5, 200, 50, step=5, key="train_lag", help="Steps between cue and answer.", **bound)
 hidden = sb.slider("Hidden size", 4, 128, 32, step=4, key="train_hidden", **bound)
 archs = sb.multiselect("Models", MODEL_NAMES, format_func=model_title, key="train_archs", help=pr.MODELS_HELP)

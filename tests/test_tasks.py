@@ -89,3 +89,11 @@ def test_accuracy_criteria():
 def test_bad_arguments(name, batch_size, lag, match):
     with pytest.raises(ValueError, match=match):
         tasks.make_batch(name, batch_size, lag)
+
+
+def test_tasks_name_whose_form_they_are():
+    adding = tasks.get_task("adding").source
+    assert "Le, Jaitly & Hinton" in adding and "0.5 + (X1 + X2)/4" in adding  # not H&S 1997's form
+    _, y = tasks.make_batch("adding", 256, 10, seed=0)
+    assert float(y.min()) >= 0 and float(y.max()) <= 2  # X1 + X2 of values in [0, 1]
+    assert "Arjovsky" in tasks.get_task("copy_memory").source
