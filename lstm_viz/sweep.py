@@ -278,26 +278,23 @@ def sweep(
             write(pd.concat([kept, frame_of(rows)], ignore_index=True), out)
             last[0] = time.monotonic()
 
-    started = finished = False
+    finished = False
     if on_start is not None:
         on_start(len(todo))
     try:
         if todo:
-            started = _run_on_ray(todo, max_bytes, address, finish)
+            _run_on_ray(todo, max_bytes, address, finish)
         finished = True
     finally:
         frame = pd.concat([kept, frame_of(rows)], ignore_index=True) if len(kept) else frame_of(rows)
         if out is not None and (rows or (finished and not out.exists())):
             write(frame, out)  # also when interrupted: the finished cells are kept
-        if started:
-            import ray
-
-            ray.shutdown()
     return frame, len(cells) - len(todo)
 
 
-def _run_on_ray(todo, max_bytes: int, address: str | None, finish) -> bool:
-    """Run the cells that pass the memory check as Ray tasks; finish(arch, settings, results) each."""
+def _run_on_ray(todo, max_bytes: int, address: str | None, finish) -> None:
+    """Run the cells that pass the memory check as Ray tasks; finish(arch, settings, results) each.
+    A Ray started here is shut down at the end, also when interrupted."""
     fitting = []
     for arch, settings in todo:
         try:
@@ -306,10 +303,19 @@ def _run_on_ray(todo, max_bytes: int, address: str | None, finish) -> bool:
         except ValueError as err:
             finish(arch, settings, failed(f"ValueError: {' '.join(str(err).split())}"))
     if not fitting:
-        return False  # nothing to schedule: no Ray needed
+        return  # nothing to schedule: no Ray needed
     import ray
 
     started = start_ray(address)
+    try:
+        _schedule(ray, fitting, max_bytes, finish)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _schedule(ray, fitting, max_bytes: int, finish) -> None:
+    """Submit each cell as a task that declares its memory; finish each as it returns."""
     largest = max((n["Resources"].get("memory", 0) for n in ray.nodes() if n.get("Alive")), default=0)
     task = ray.remote(num_cpus=1, max_retries=0)(measure)
     pending = {}
@@ -335,7 +341,6 @@ def _run_on_ray(todo, max_bytes: int, address: str | None, finish) -> bool:
             except ray.exceptions.RayError as err:  # the worker died (out of memory, killed)
                 results = failed(f"{type(err).__name__}: {' '.join(str(err).split())[:500]}")
             finish(arch, settings, results)
-    return started
 
 
 # The command line: python -m lstm_viz sweep

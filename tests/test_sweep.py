@@ -165,3 +165,12 @@ def test_a_cell_that_fails_in_its_task_is_recorded(local_ray, tmp_path):
     assert math.isfinite(frame.loc[0.5, "half_life"])
     assert "leaves float64's range" in frame.loc[10.0, "error"]
     assert "1 failed" in stdout and "failed: RNN spectral_radius=10.0" in stdout
+
+
+def test_a_cell_no_ray_machine_can_hold_is_not_scheduled(local_ray):
+    # 2 TiB: within --max-memory-gb here, but more than any machine's memory
+    big = Settings(seq_len=10_000, hidden_size=4096, batch_size=1024)
+    frame, skipped = sweep.sweep([("rnn", big)], max_bytes=2**50)
+    (error,) = frame["error"]
+    assert skipped == 0 and "more than any Ray node offers" in error
+    assert local_ray.is_initialized()  # a Ray the caller started stays up
