@@ -5,13 +5,13 @@ import streamlit as st
 import ui
 from lstm_viz import figures, prose, tables
 
-st.set_page_config(page_title="Gradient flow · lstm-viz", page_icon=":material/timeline:", layout="wide")
+st.set_page_config(page_title="Gradient flow · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Gradient flow: RNN vs LSTM")
 st.markdown(
     "One input sequence runs through an untrained vanilla RNN and an LSTM. The loss sits on the last "
     "step; the chart shows how large its gradient ‖∂L/∂h<sub>t</sub>‖ still is at every earlier step t. "
     "The RNN's line falls straight on this log scale; the LSTM whose cell path is open (chrono init: "
-    "forget gates near 1) keeps its gradient.",
+    "forget gates near 1) keeps its gradient. New here? **Lessons** walks through it in seven steps.",
     unsafe_allow_html=True,
 )
 

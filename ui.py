@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import astuple
+from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -24,6 +25,9 @@ from lstm_viz.settings import SETTINGS, Settings, check_memory, complete, from_q
 from lstm_viz.tables import MAX_EXPORT_CELLS, drops_per_unit, figure_html, tidy_csv
 from lstm_viz.training import record_trained
 
+# The pages' icon, served by the app itself: a material-icon page_icon would load the favicon
+# from Google's font servers, and no request may leave the machine.
+ICON = str(Path(__file__).resolve().parent / "assets" / "icon.png")
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 # Runs above this many (sample, step, unit) values show a progress bar.
 PROGRESS_CELLS = 200_000
@@ -42,6 +46,7 @@ def _rnn_init_changed() -> None:
 
 PAGES = (  # Streamlit would name the first page after its file, "app"
     ("app.py", "Gradient flow", ":material/timeline:"),
+    ("pages/6_Lessons.py", "Lessons", ":material/school:"),
     ("pages/1_Gates_and_cell_state.py", "Gates and cell state", ":material/grid_on:"),
     ("pages/2_LSTM_equations.py", "LSTM equations", ":material/function:"),
     ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
@@ -117,15 +122,18 @@ def nav() -> None:
 def choice(container, widget: str, label: str, options: dict[str, str], key: str, **kwargs) -> str:
     """A radio or selectbox over option ids (shown by their labels) whose URL parameter is the id,
     e.g. ?gates_arch=gru. Older links that carry a label (?gates_arch=GRU) still work. The first
-    option is the default, left out of the URL."""
-    if key not in st.session_state:  # a new page visit: the URL decides
-        raw = str(st.query_params.get(key, "")).lower()
+    option is the default, left out of the URL. On a new visit the URL decides, else the value
+    this session last had (Streamlit forgets a widget's state when the user leaves its page)."""
+    kept = st.session_state.setdefault("_choices", {})
+    if key not in st.session_state:  # a new page visit
+        raw = str(st.query_params.get(key, kept.get(key, ""))).lower()
         by_text = {k.lower(): k for k in options} | {v.lower(): k for k, v in options.items()}
         st.session_state[key] = by_text.get(raw, next(iter(options)))
     elif st.session_state[key] not in options:  # the options changed (e.g. another model)
         st.session_state[key] = next(iter(options))
     draw = container.radio if widget == "radio" else container.selectbox
     value = draw(label, list(options), format_func=options.get, key=key, **kwargs)
+    kept[key] = value
     if value == next(iter(options)):
         st.query_params.pop(key, None)
     else:

@@ -5,9 +5,7 @@ import streamlit as st
 import ui
 from lstm_viz import analysis, figures, prose, tables
 
-st.set_page_config(
-    page_title="Gates and cell state · lstm-viz", page_icon=":material/grid_on:", layout="wide"
-)
+st.set_page_config(page_title="Gates and cell state · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Gates and cell state")
 st.markdown(
     "What the gates of one model do on the same input as the first page, unit by unit. "

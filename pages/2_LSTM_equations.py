@@ -8,7 +8,7 @@ import ui
 from lstm_viz import figures, prose, tables
 from lstm_viz.settings import Settings, lstm_parity
 
-st.set_page_config(page_title="LSTM equations · lstm-viz", page_icon=":material/function:", layout="wide")
+st.set_page_config(page_title="LSTM equations · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("The LSTM, equation by equation")
 
 settings = ui.settings_sidebar("equations")

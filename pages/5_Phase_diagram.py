@@ -9,7 +9,7 @@ from lstm_viz import ARCHS, sweep
 from lstm_viz import sweep_figures as sf
 from lstm_viz.settings import Settings
 
-st.set_page_config(page_title="Phase diagram · lstm-viz", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Phase diagram · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Phase diagram")
 st.markdown(
     "Where across two settings does the gradient survive? Each square is one grid point: the half-life "

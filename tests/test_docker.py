@@ -237,6 +237,8 @@ def test_dockerignore_keeps_the_app_and_drops_the_rest(tmp_path):
         "ui.py",
         "pages/1_Gates.py",
         "lstm_viz/cli.py",
+        "lstm_viz/weights/lstm.pt",  # shipped weights
+        "assets/icon.png",  # the page icon, served by the app itself
         ".streamlit/config.toml",
         "requirements.txt",
     ]
