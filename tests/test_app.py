@@ -338,3 +338,28 @@ def test_browser_tests_fail_in_ci_and_skip_elsewhere_without_chromium(ci, outcom
     )  # fmt: skip
     assert outcome in run.stdout, run.stdout[-2000:]
     assert (run.returncode != 0) == (ci == "true")
+
+
+def test_progress_follows_the_engine_not_whole_models(monkeypatch):
+    """Each run gets the engine's progress callback; the bar's fraction moves within a model."""
+    import ui
+
+    calls = []
+    real_run = ui.run
+
+    def spy(settings, arch, progress=None, **kwargs):
+        def report(fraction):
+            calls.append((settings.label(arch), fraction))
+            progress(fraction)
+
+        return real_run(settings, arch, progress=report, **kwargs)
+
+    monkeypatch.setattr(ui, "run", spy)
+    monkeypatch.setattr(ui, "PROGRESS_CELLS", 0)  # show the bar even for this small run
+    run_page("app.py", seed="12345")  # a seed no other test used: nothing comes from the store
+    models = list(dict.fromkeys(name for name, _ in calls))
+    assert models == ["RNN", "LSTM", "LSTM (chrono)"]
+    for model in models:
+        fractions = [f for name, f in calls if name == model]
+        assert len(fractions) >= 2 and fractions == sorted(fractions) and fractions[-1] == 1.0
+        assert 0 < fractions[0] < 1  # part-way through a model, not only at its end
