@@ -10,6 +10,7 @@ import statistics
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -143,3 +144,32 @@ def test_page_says_what_is_wrong_with_typed_values():
     assert "Cannot build this grid" in error.value and "seq_len must be a number, got 'abc'" in error.value
     at = run_page(phase_source="Load a sweep file")
     assert not at.error and "python -m lstm_viz sweep" in at.info[0].value
+
+
+Z_ROWS = """() => {
+    const plot = document.querySelector('.js-plotly-plot');
+    const trace = plot && plot._fullData && plot._fullData[0];
+    return trace && trace.z ? trace.z.length : null;
+}"""
+
+
+@pytest.mark.browser
+def test_browser_draws_the_heatmap_and_keeps_typed_values_in_the_url(app_url, page, wait_idle):
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    query = "hidden_size=4&input_size=2&phase_seeds=2&phase_seq_len=12+20&phase_spectral_radius=0.5+1.5"
+    page.goto(f"{app_url}/Phase_diagram?{query}")
+    page.get_by_role("heading", name="Phase diagram").wait_for()
+    wait_idle(page)
+    assert page.wait_for_function(Z_ROWS).json_value() == 2  # spectral radius 0.5 and 1.5
+    assert page.locator("[data-testid=stSidebar]").get_by_role("link", name="Phase diagram").count() == 1
+
+    values = page.get_by_label("spectral_radius values")
+    values.fill("0.5 1 1.5")
+    values.press("Enter")
+    page.wait_for_function(f"({Z_ROWS})() === 3")
+    wait_idle(page)
+    typed = parse_qs(urlparse(page.url).query)["phase_spectral_radius"]
+    assert typed == ["0.5 1 1.5"]  # the link reproduces the view
+    assert not page.locator("[data-testid=stException]").count()
+    assert not errors, errors
