@@ -29,6 +29,8 @@ _ESTIMATE_COLORS = ("#F28E2B", "#B07AA1", "#76B7B2", "#9C755F", "#EDC948")
 Y_TITLE = "log10 ||dL/dh<sub>t</sub>|| (decades)"
 X_TITLE = "t (step)"
 BOUND_NAME = "Pascanu et al. bound"  # theory.estimates' name for it
+# Below the axis title at any width (a phone's legend wraps onto many rows): at the figure's bottom edge.
+LEGEND_BELOW = dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0)
 
 
 def floors_in_view(y_min: float) -> list[str]:
@@ -146,10 +148,12 @@ def theory_figure(
         if len(finite):
             floor_lines(fig, float(finite.min()), x_range=(0.0, T - 1.0))
     fig.update_layout(
-        title=f"{rec.name}: measured gradient norm and what theory predicts",
+        title=f"{rec.name}: measured vs predicted",  # short: a phone shows about 45 characters
         xaxis_title=X_TITLE,
         yaxis_title=Y_TITLE,
-        legend=dict(orientation="h", yanchor="top", y=-0.2),
+        legend=LEGEND_BELOW,
+        margin=dict(l=60, r=20, t=50, b=40),
+        height=520,
     )
     return fig
 
@@ -206,6 +210,8 @@ def spectrum_figure(recs: Sequence[Recording], values: Sequence[np.ndarray], *, 
         title=title,
         xaxis=dict(title="i (largest first)", tickmode="linear", dtick=1),
         yaxis_title=y_title,
-        legend=dict(orientation="h", yanchor="top", y=-0.25),
+        legend=LEGEND_BELOW,
+        margin=dict(l=60, r=20, t=50, b=40),
+        height=440,
     )
     return fig

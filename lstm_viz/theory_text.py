@@ -19,6 +19,7 @@ from .record import Recording
 from .theory import ACTIVATION_SLOPE_BOUND, bound_curve, pascanu_rate
 
 MAX_K = 8  # the page's slider: the k largest exponents / singular values
+ROUNDING = 1e-3  # decades: a float32 recording may touch a tight bound by this much
 TRACKS = 0.01  # decades per step: an estimate this close to the measured slope tracks it
 # What the page spends on each model, from a cost model of this project's 2-core machine
 # (seconds per step: fixed + per (sample x unit^2 x gate block) or x state size):
@@ -122,43 +123,47 @@ def pascanu_text(rec: Recording) -> str:
         f"with σ₁ = {sigma_1:.3g} the largest singular value of W<sub>hh</sub> and γ = {gamma:g} the "
         f"largest slope of {rec.nonlinearity}. "
     )
-    if excess > 1e-9:
+    if excess > ROUNDING:
         return intro + (
             f"Here it does **not** hold: the measured gradient exceeds it by {excess:.3g} decades. "
             "That should not happen: please report it with this page's link."
         )
+    gap = bound[0] - start
     if math.isfinite(start):
-        gap = f"it sits **{bound[0] - start:.0f} decades** above the measured gradient at t = 0"
+        where = f"it sits **{max(gap, 0.0):.0f} decades** above the measured gradient at t = 0"
     else:
-        gap = "the measured gradient is exactly 0 at t = 0 (dead relu units), infinitely far below it"
-    holds = f"It holds at every step of every sequence here, and {gap}. "
+        where = "the measured gradient is exactly 0 at t = 0 (dead relu units), infinitely far below it"
+    rounding = " (to float rounding)" if excess > 0 else ""
+    holds = f"It holds at every step of every sequence here{rounding}, and {where}. "
     slope = f"measured slope {_fmt(measured)} decades/step"
-    if rate > 0:
-        why = (
-            f"It is loose because σ₁γ = {sigma_1 * gamma:.3g} > 1, so the bound *grows* "
-            f"{_fmt(rate)} decades per step going back, while the gradient falls ({slope}). "
-        )
-        if rho < 1 <= sigma_1:
-            why += (
-                f"The spectral radius of W<sub>hh</sub> is ρ = {rho:.3g} < 1, and long products of "
-                f"W<sub>hh</sub> grow like ρ<sup>k</sup>, not σ₁<sup>k</sup>: a random non-normal matrix's "
-                "norm is about twice its spectral radius. The bound lets every step reach the largest gain."
-            )
-        else:
-            why += (
-                f"With ρ = {rho:.3g}, what keeps the gradient down is the activation's slope, which the "
-                "bound takes at its largest."
-            )
-        return intro + holds + why
-    return (
-        intro
-        + holds
-        + (  # fmt: skip
-            f"With σ₁γ = {sigma_1 * gamma:.3g} < 1 it guarantees vanishing at least {_fmt(-rate)} decades "
+    if gap < 1:
+        return intro + holds + (
+            f"Here it is tight ({slope}, bound {_fmt(-rate)}): nearly every step takes the largest gain σ₁γ, "
+            f"as with W<sub>hh</sub> = ρI (here ρ = {rho:.3g}) and every relu unit active."
+        )  # fmt: skip
+    if rate <= 0:
+        return intro + holds + (
+            f"With σ₁γ = {sigma_1 * gamma:.3g} ≤ 1 it guarantees vanishing at least {_fmt(-rate)} decades "
             f"per step ({slope}); the rest of the gap is the activation's slope, which the bound takes at "
             f"its largest γ at every step (ρ = {rho:.3g})."
-        )
+        )  # fmt: skip
+    trend = "falls" if measured > 0 else "grows more slowly"
+    why = (
+        f"It is loose because σ₁γ = {sigma_1 * gamma:.3g} > 1, so the bound *grows* {_fmt(rate)} decades "
+        f"per step going back, while the gradient {trend} ({slope}). "
     )
+    if rho < 1 <= sigma_1:
+        why += (
+            f"The spectral radius of W<sub>hh</sub> is ρ = {rho:.3g} < 1, and long products of "
+            f"W<sub>hh</sub> grow like ρ<sup>k</sup>, not σ₁<sup>k</sup>: a random non-normal matrix's "
+            "norm is about twice its spectral radius. The bound lets every step reach the largest gain."
+        )
+    else:
+        why += (
+            f"With ρ = {rho:.3g}, what keeps the gradient down is the activation's slope, which the bound "
+            "takes at its largest."
+        )
+    return intro + holds + why
 
 
 _REASONS = {  # estimate name prefix -> why it can miss (docs/theory.md, "fails when")
@@ -202,7 +207,7 @@ def verdicts(table: pd.DataFrame) -> list[str]:
         elif abs(diff) <= TRACKS:
             out.append(f"{head}: tracks it (within {abs(diff):.3f}).")
         else:
-            side = "too fast" if diff > 0 else "too slow"
+            side = "predicts faster vanishing" if diff > 0 else "predicts slower vanishing"
             why = _why_missed(row.estimate, row.predicted, row.measured)
             out.append(f"{head}: misses by {abs(diff):.3f} decades/step ({side}), because {why}.")
     return out
@@ -251,7 +256,7 @@ def figure_caption(rec: Recording) -> str:
     what = "the per-step and mean-field estimates" if rec.arch == "rnn" else "the cell-path estimates"
     bound = " Black long dashes: the Pascanu bound, above the data." if rec.arch == "rnn" else ""
     return (
-        f"Solid: the measured log10 ‖∂L/∂h_t‖; dashed: straight lines at each prediction's slope, anchored "
-        f"at the loss. Look for which line lies on the data: the top Lyapunov exponent does; {what} "
+        f"Solid: the measured log10 ‖∂L/∂h_t‖; dashed and dotted: straight lines at each prediction's slope, "
+        f"anchored at the loss. Look for which line lies on the data: the top Lyapunov exponent does; {what} "
         f"may not.{bound}"
     )

@@ -9,7 +9,7 @@ from lstm_viz import theory, theory_text
 from lstm_viz.settings import Settings, model_and_input
 from lstm_viz.theory_figures import spectrum_figure, theory_figure
 
-st.set_page_config(page_title="Theory · lstm-viz", page_icon=":material/functions:", layout="wide")
+st.set_page_config(page_title="Theory · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Why it vanishes: theory vs measurement")
 st.markdown(theory_text.INTRO, unsafe_allow_html=True)
 
@@ -44,7 +44,7 @@ for note in plan.notes:
 for rec, num in zip(recs, numbers, strict=True):
     extra = [num["top"]] if num["top"] else []
     st.subheader(f"{rec.name}: {theory_text.rate_headline(rec)}", anchor=False)
-    fig = theory_figure(rec, theory.estimates(rec) + extra)
+    fig = theory_figure(rec, extra + theory.estimates(rec))  # top exponent first: one style on both
     ui.chart(fig, theory_text.figure_caption(rec), f"theory_{rec.arch}")
     if rec.arch == "rnn":
         st.markdown(theory_text.pascanu_text(rec), unsafe_allow_html=True)
@@ -58,19 +58,25 @@ st.markdown("\n".join(f"- {line}" for line in theory_text.verdicts(table)), unsa
 st.markdown(theory_text.ONLY_LYAPUNOV, unsafe_allow_html=True)
 
 st.subheader("Spectra of the backward dynamics", anchor=False)
-k = st.slider("k: how many of the largest", 1, theory_text.MAX_K, 4, key="theory_k", bind="query-params")
+k = st.slider(
+    "k: how many of the largest", 1, theory_text.MAX_K, 4, key="theory_k", bind="query-params", width=360
+)
+left, right = st.columns(2)
 done = [(rec, num) for rec, num in zip(recs, numbers, strict=True) if num["lyapunov"] is not None]
 if done:
-    tops = [float(num["lyapunov"][0]) for _, num in done]
-    ui.chart(
-        spectrum_figure([r for r, _ in done], [num["lyapunov"][:k] for _, num in done], kind="lyapunov"),
-        theory_text.lyapunov_caption([r for r, _ in done], tops),
-        "theory_lyapunov",
-    )
+    with left:
+        ui.chart(
+            spectrum_figure([r for r, _ in done], [num["lyapunov"][:k] for _, num in done], kind="lyapunov"),
+            theory_text.lyapunov_caption(
+                [r for r, _ in done], [float(num["lyapunov"][0]) for _, num in done]
+            ),
+            "theory_lyapunov",
+        )
 done = [(rec, num) for rec, num in zip(recs, numbers, strict=True) if num["singular"] is not None]
 if done:
-    ui.chart(
-        spectrum_figure([r for r, _ in done], [num["singular"][:k] for _, num in done], kind="singular"),
-        theory_text.SINGULAR_CAPTION,
-        "theory_singular",
-    )
+    with right:
+        ui.chart(
+            spectrum_figure([r for r, _ in done], [num["singular"][:k] for _, num in done], kind="singular"),
+            theory_text.SINGULAR_CAPTION,
+            "theory_singular",
+        )

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lstm_viz import build_model, decay_fit, make_input, record, theory, theory_text
 from lstm_viz.analysis import median_curve
@@ -75,10 +76,10 @@ def test_verdicts_from_a_hand_built_table():
         }
     )
     cell, lyapunov, mean_field, per_step = theory_text.verdicts(table)  # the bound is left out
-    assert "misses by 0.100 decades/step (too fast)" in cell and "W<sub>hh</sub>" in cell
+    assert "misses by 0.100 decades/step (predicts faster vanishing)" in cell and "W<sub>hh</sub>" in cell
     assert lyapunov.endswith("tracks it (within 0.002).")
     assert mean_field.endswith("no finite prediction.")
-    assert "(too slow)" in per_step and "ρ × the mean slope" in per_step
+    assert "(predicts slower vanishing)" in per_step and "ρ × the mean slope" in per_step
     view = theory_text.table_view(table)
     assert list(view[f"tracks (±{theory_text.TRACKS})"]) == ["no", "yes", "bound", "no", "no"]
     assert "predicted (decades/step)" in view.columns and "measured (decades/step)" in view.columns
@@ -135,3 +136,14 @@ def test_theory_figure_draws_the_bound_once_when_given_every_estimate(rnn):
     fig = theory_figure(rnn, theory.estimates(rnn))
     assert sum(tr.name.startswith("Pascanu") for tr in fig.data) == 1
     assert len(theory_figure(rnn, theory.estimates(rnn), bound=False).data) == 4 + 1  # + float32 floor
+
+
+def test_pascanu_text_when_the_bound_is_tight():
+    model = build_model("rnn", 2, 6, init="identity", spectral_radius=1.2)
+    with torch.no_grad():
+        model.bias_ih_l0.fill_(1.0)  # every relu unit active: J_t = 1.2 I, the bound's own rate
+        model.weight_ih_l0.abs_()
+    rec = record(model, make_input("uniform", 1, 100, 2, seed=0).abs())
+    text = theory_text.pascanu_text(rec)
+    assert "It holds at every step" in text and "**0 decades** above" in text
+    assert "Here it is tight (measured slope −0.079 decades/step, bound −0.079)" in text
