@@ -151,7 +151,7 @@ def model_from_dict(obj: object, nonlinearity: str | None = None) -> LoadedModel
     layout = _layout(recurrent)
     arch, layers, directions, input_size, hidden, dtype = layout
     if stated_arch is not None and stated_arch != arch:
-        raise ValueError(f"the checkpoint says arch {stated_arch!r} but its weights are an {arch.upper()}'s")
+        raise ValueError(f"the checkpoint says arch {stated_arch!r} but its weights make a {arch.upper()}")
     if act not in ("tanh", "relu") or (arch != "rnn" and act != "tanh"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (an RNN's only), got {act!r} for {arch}")
     module = _build_module(recurrent, layout, act)
@@ -272,6 +272,8 @@ def _build_readout(entries: Mapping, width: int, dtype: torch.dtype) -> nn.Linea
                          f"{tuple(weight.shape)}")  # fmt: skip
     if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (weight.shape[0],)):
         raise ValueError(f"readout bias must be ({weight.shape[0]},)")
+    if not all(bool(torch.isfinite(t).all()) for t in entries.values()):
+        raise ValueError("the readout holds NaN or infinite values")
     with torch.random.fork_rng(devices=[]):
         readout = nn.Linear(width, weight.shape[0], bias=bias is not None)
     readout.load_state_dict(dict(entries))

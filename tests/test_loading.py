@@ -197,8 +197,12 @@ GRU1 = torch_module("gru").state_dict()
         (saved(torch_module("lstm", proj_size=2).state_dict()), "projections"),
         (saved(torch_module("rnn", layers=5).state_dict()), "5 layers"),
         (saved({"recurrent": GRU1, "optimizer": {}}), r"unknown checkpoint keys \['optimizer'\]"),
-        (saved({"recurrent": GRU1, "arch": "lstm"}), "says arch 'lstm' but its weights are an GRU's"),
+        (saved({"recurrent": GRU1, "arch": "lstm"}), "says arch 'lstm' but its weights make a GRU"),
         (saved({"recurrent": GRU1, "readout": {"weight": torch.ones(2, 5)}}), r"must be \(outputs, 4\)"),
+        (
+            saved({"recurrent": GRU1, "readout": {"weight": torch.full((2, 4), torch.inf)}}),
+            "readout holds NaN",
+        ),
         (saved({"recurrent": GRU1, "vocab": ["a", "b"]}), "reads and predicts its 2 characters"),
         (saved({"recurrent": GRU1, "vocab": ["a", "b", "a"]}), "twice"),
     ],
