@@ -47,6 +47,19 @@ TABLE_CAPTION = (
 )
 
 
+def layer_note(settings) -> str:
+    """Why the page shows nothing for a deep or bidirectional lstm_viz.Settings ("" for one layer,
+    one direction): theory.py states each result for one layer read forwards."""
+    layers, both = getattr(settings, "num_layers", 1), getattr(settings, "bidirectional", False)
+    if layers == 1 and not both:
+        return ""
+    what = " and ".join(([f"{layers} layers"] if layers > 1 else []) + (["two directions"] if both else []))
+    return (
+        f"The theory on this page is stated for one layer read forwards, and these settings have {what}: "
+        "set Layers to 1 and turn Bidirectional off to compare it with measurement."
+    )
+
+
 def rate_headline(rec: Recording) -> str:
     """A model's measured rate for a heading, e.g. 'loses 0.237 decades per step (half-life 1.27 steps)'."""
     rate = decay_fit(rec).decades_per_step

@@ -1,7 +1,5 @@
 """Why it vanishes: each model's measured gradient beside what theory predicts for its slope."""
 
-from dataclasses import asdict
-
 import streamlit as st
 
 import ui
@@ -14,8 +12,12 @@ st.title("Why it vanishes: theory vs measurement")
 st.markdown(theory_text.INTRO, unsafe_allow_html=True)
 
 settings = ui.settings_sidebar("theory")
+if note := theory_text.layer_note(settings):
+    st.info(note, icon=":material/layers:")
+    st.stop()
 recs = ui.recordings(settings, ["rnn", "lstm"])
-plan = theory_text.spectrum_plan(settings.seq_len, settings.batch_size, settings.hidden_size, ["rnn", "lstm"])
+shown = Settings(**recs[0].meta)  # the recordings' own settings (the last that fit, if these did not)
+plan = theory_text.spectrum_plan(shown.seq_len, shown.batch_size, shown.hidden_size, ["rnn", "lstm"])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -34,7 +36,7 @@ def spectra(arch: str, steps: int, singular: bool, **plain) -> dict:
 
 try:
     with st.spinner("Running the Lyapunov and singular-value iterations on the exact Jacobians..."):
-        numbers = [spectra(rec.arch, plan.lyapunov_steps, plan.singular, **asdict(settings)) for rec in recs]
+        numbers = [spectra(rec.arch, plan.lyapunov_steps, plan.singular, **rec.meta) for rec in recs]
 except ValueError as err:  # over max_bytes: the library says what would fit
     numbers = [{"top": None, "lyapunov": None, "singular": None} for _ in recs]
     st.info(f"The Lyapunov and singular-value iterations were not run: {err}")

@@ -111,3 +111,16 @@ def test_k_out_of_range_in_the_link_falls_back(bad):
     at.run()
     assert not at.exception
     assert 1 <= at.slider(key="theory_k").value <= theory_text.MAX_K
+
+
+def test_settings_too_large_to_record_keep_the_last_run_and_its_spectra():
+    at = run_page()
+    before = traces(at)
+    at.slider(key="seq_len").set_value(10_000)
+    at.slider(key="hidden_size").set_value(512)
+    at.slider(key="batch_size").set_value(64).run()
+    assert not at.exception
+    assert "Cannot run these settings" in at.error[0].value
+    after = traces(at)
+    assert len(after) == 4  # the last recordings, greyed, with their own spectra: nothing ran at 10,000 x 512
+    assert [len(_array(chart[0]["x"])) for chart in after[2:]] == [len(_array(c[0]["x"])) for c in before[2:]]

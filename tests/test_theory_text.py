@@ -147,3 +147,13 @@ def test_pascanu_text_when_the_bound_is_tight():
     text = theory_text.pascanu_text(rec)
     assert "It holds at every step" in text and "**0 decades** above" in text
     assert "Here it is tight (measured slope −0.079 decades/step, bound −0.079)" in text
+
+
+def test_layer_note_only_for_deep_or_bidirectional_settings():
+    from types import SimpleNamespace
+
+    assert theory_text.layer_note(SimpleNamespace(num_layers=1, bidirectional=False)) == ""
+    assert theory_text.layer_note(SimpleNamespace()) == ""  # settings from before layers existed
+    note = theory_text.layer_note(SimpleNamespace(num_layers=3, bidirectional=True))
+    assert "3 layers and two directions" in note and "set Layers to 1" in note
+    assert "two directions" in theory_text.layer_note(SimpleNamespace(num_layers=1, bidirectional=True))
