@@ -85,14 +85,15 @@ def grid(
     return list(cells.values())
 
 
-def enabling(base: Mapping[str, object], names: Iterable[str]) -> dict[str, object]:
-    """The settings to change in base so that each named setting acts: e.g. spectral_radius
-    needs rnn_init orthogonal (its first allowed value), forget_bias needs lstm_init forget_bias."""
+def enabling(base: Mapping[str, object], names: Iterable[str], arch: str) -> dict[str, object]:
+    """The settings to change in base so that each named setting acts on arch: e.g. spectral_radius
+    needs rnn_init orthogonal (its first allowed value), t_max on the GRU needs gru_init chrono."""
     changes = {}
     for name in names:
         s = BY_NAME[name]
-        if s.when and not s.applies(complete({**base, **changes})):
-            key, allowed = next(iter(s.when.items()))
+        values = complete({**base, **changes})
+        if s.when and not s.applies({k: v for k, v in values.items() if BY_NAME[k].arch in (None, arch)}):
+            key, allowed = next((k, v) for k, v in s.when.items() if BY_NAME[k].arch in (None, arch))
             changes[key] = allowed[0]
     return changes
 
@@ -134,11 +135,18 @@ def parse_values(name: str, text: str) -> list:
     return list(dict.fromkeys(values))
 
 
+def _depth(settings: Settings) -> dict:
+    """Layers and directions (settings without them: one of each)."""
+    layers, both = getattr(settings, "num_layers", 1), getattr(settings, "bidirectional", False)
+    return {"num_layers": layers, "num_directions": 2 if both else 1}
+
+
 def task_bytes(arch: str, settings: Settings) -> int:
     """Memory a cell's task declares to the scheduler: the float32 recording, room for record()'s
     float64 re-run, and the worker itself."""
     s = settings
-    return 2 * estimate_bytes(arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size) + WORKER_BYTES
+    need = estimate_bytes(arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size, **_depth(s))
+    return 2 * need + WORKER_BYTES
 
 
 def failed(message: str, elapsed_s: float = 0.0) -> dict:
@@ -169,7 +177,9 @@ def measure(arch: str, settings: Settings, max_bytes: int = DEFAULT_MAX_BYTES) -
                 keep_frac_below=float(stats.frac_below.mean()), keep_frac_above=float(stats.frac_above.mean())
             )
         del rec  # the Lyapunov pass keeps its own float64 forward state
-        row["lyapunov"] = float(lyapunov_exponents(model, x, 1)[0]) if settings.seq_len >= 2 else math.nan
+        row["lyapunov"] = math.nan  # defined here for one layer, one direction, two steps or more
+        if settings.seq_len >= 2 and _depth(settings) == {"num_layers": 1, "num_directions": 1}:
+            row["lyapunov"] = float(lyapunov_exponents(model, x, 1)[0])
     except Exception as exc:  # noqa: BLE001 - one failing cell must not stop the sweep
         return failed(f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - start)
     return {name: row.get(name) for name in RESULTS} | {
@@ -199,7 +209,9 @@ def frame_of(rows: Sequence[dict]) -> pd.DataFrame:
     """Rows (KEYS and RESULTS) as a frame with a fixed column order and types."""
     frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for s in SETTINGS:
-        frame[s.name] = frame[s.name].astype({int: "int64", float: "float64", str: "object"}[s.type])
+        frame[s.name] = frame[s.name].astype(
+            {int: "int64", float: "float64", str: "object", bool: "bool"}[s.type]
+        )
     frame["error"] = frame["error"].astype("object").where(frame["error"].notna(), None)
     return frame
 

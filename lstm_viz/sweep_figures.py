@@ -18,6 +18,7 @@ from .sweep import KEYS
 AXIS_TITLES = {
     "seq_len": "sequence length T (steps)",
     "hidden_size": "hidden size H (units)",
+    "num_layers": "layers",
     "batch_size": "batch (sequences)",
     "input_size": "input features I",
     "seed": "seed",
@@ -44,6 +45,7 @@ VALUE_READINGS = {  # what a brighter square means
 AXIS_DEFAULTS = {  # values a phase diagram starts with, per axis
     "seq_len": "50 100 200 400",
     "hidden_size": "8 16 32 64",
+    "num_layers": "1 2 3 4",
     "batch_size": "1 4 16",
     "input_size": "1 4 16",
     "spectral_radius": "0.5 0.8 0.9 1 1.1 1.5",

@@ -75,11 +75,11 @@ else:
     )
     seeds = range(c4.number_input("Seeds", 1, 5, 2, key="phase_seeds", **bound))
     texts = {
-        a: c.text_input(f"{a} values", sf.AXIS_DEFAULTS[a], key=f"phase_{a}", **bound)
+        a: c.text_input(f"{a} values", sf.AXIS_DEFAULTS.get(a, "1 2"), key=f"phase_{a}", **bound)
         for a, c in zip((x, y), st.columns(2), strict=True)
     }
     base = asdict(settings)
-    base |= (changed := sweep.enabling(base, [x, y]))  # e.g. spectral_radius acts only with some inits
+    base |= (changed := sweep.enabling(base, [x, y], arch))  # e.g. spectral_radius acts only with some inits
     try:
         axes = {a: sweep.parse_values(a, text) for a, text in texts.items()} | {"seed": seeds}
         cells = sweep.grid([arch], axes, base)

@@ -59,7 +59,10 @@ def test_grid_refuses_an_axis_that_acts_on_no_cell():
         ValueError, match="--spectral-radius acts on no cell.*--rnn-init orthogonal or identity"
     ):
         sweep.grid(["rnn", "lstm"], {"spectral_radius": [0.5, 1.5]})
-    assert sweep.enabling({}, ["spectral_radius", "seq_len"]) == {"rnn_init": "orthogonal"}
+    assert sweep.enabling({}, ["spectral_radius", "seq_len"], "rnn") == {"rnn_init": "orthogonal"}
+    assert sweep.enabling({"lstm_init": "chrono"}, ["t_max"], "gru") == {"gru_init": "chrono"}
+    cells = sweep.grid(["gru"], {"t_max": [10, 100]}, {"gru_init": "chrono"})
+    assert [s.t_max for _, s in cells] == [10, 100]
 
 
 @pytest.mark.parametrize(
