@@ -292,7 +292,8 @@ def _graded_log_svd(scale: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     out: list[float] = []
     while len(out) < k and len(scale):
         m = len(scale)
-        gaps = np.array([scale[:p].min() - scale[p:].max() for p in range(1, m)])
+        with np.errstate(invalid="ignore"):  # -inf - -inf (dead units on both sides): nan, never split on
+            gaps = np.array([scale[:p].min() - scale[p:].max() for p in range(1, m)])
         wide = np.flatnonzero(gaps >= _SPLIT_DECADES)
         p = m if not len(wide) else int(wide[0]) + 1
         finite = scale[np.isfinite(scale)]
