@@ -124,3 +124,39 @@ def test_settings_too_large_to_record_keep_the_last_run_and_its_spectra():
     after = traces(at)
     assert len(after) == 4  # the last recordings, greyed, with their own spectra: nothing ran at 10,000 x 512
     assert [len(_array(chart[0]["x"])) for chart in after[2:]] == [len(_array(c[0]["x"])) for c in before[2:]]
+
+
+# In a real browser: what AppTest cannot see (the k slider writes the URL, charts draw, phone width).
+_TRACE_LENGTHS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+    .map(plot => plot._fullData && plot._fullData[0] ? plot._fullData[0].x.length : null)"""
+_ALL_CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+    .every(chart => chart.querySelector('.main-svg'))"""
+
+
+@pytest.mark.browser
+def test_theory_page_in_chromium(app_url, page, wait_idle, screenshot_dir):
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{app_url}/Theory?seq_len=100&hidden_size=16&theory_k=3")
+    page.get_by_role("heading", name="Why it vanishes: theory vs measurement").wait_for()
+    wait_idle(page)
+    assert page.locator("[data-testid=stSidebar]").get_by_role("link", name="Theory").count() == 1
+    height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(height + 150, 8000)})
+    page.wait_for_function(_ALL_CHARTS_DRAWN)  # charts below the fold draw only once in view
+    assert page.evaluate(_TRACE_LENGTHS) == [100, 100, 3, 3]  # RNN, LSTM, Lyapunov, singular values
+
+    slider = page.get_by_role("slider", name="k: how many of the largest")
+    assert slider.input_value() == "3"
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"JSON.stringify(({_TRACE_LENGTHS})()) === '[100,100,2,2]'")
+    wait_idle(page)
+    assert "theory_k=2" in page.url and "seq_len=100" in page.url  # the view is in the link
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+    page.wait_for_timeout(800)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert not page.locator("[data-testid=stException]").count()
+    assert not errors, errors
+    page.screenshot(path=screenshot_dir / "theory_phone.png")
