@@ -13,6 +13,7 @@ measured on it carry the version they were measured on.
     x = VOCAB.one_hot(corpus.validation[:200])  # (1, 200, V) float32
     feats = text_features(text)               # name -> (T,) float32
     best = find_units({"cell": cell_TH}, feats, k=3)  # feature -> top units by |Pearson r|
+    best = find_units(recording_activations(record(model, x)), feats)
 """
 
 from __future__ import annotations
@@ -243,13 +244,24 @@ def pearson(activations: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.where(norms > 1e-12, np.clip(r, -1.0, 1.0), 0.0)
 
 
+def recording_activations(recording, sample: int = 0) -> dict[str, np.ndarray]:
+    """quantity -> (T, H) of one sequence of a one-layer record() result, for find_units:
+    "hidden", "cell" (LSTM) and each gate by name ("input", "forget", ... or "reset", "update", ...)."""
+    out = {"hidden": recording.hidden[sample]}
+    if recording.cell is not None:
+        out["cell"] = recording.cell[sample]
+    return out | {name: values[sample] for name, values in recording.gates.items()}
+
+
 def find_units(
     activations: Mapping[str, np.ndarray] | np.ndarray,
     features: Mapping[str, np.ndarray],
     k: int = 3,
 ) -> dict[str, list[UnitMatch]]:
     """feature -> the k units (over every quantity given) whose activation correlates most with it,
-    largest |r| first; r keeps its sign (a unit that is low inside strings tracks them too).
+    largest |r| first; r keeps its sign (a unit that is low inside strings tracks them too). Units
+    with r = 0 (constant over the passage) are left out, so a feature that does not vary over the
+    passage (no string in it) gets an empty list.
 
     activations: quantity -> (T, H), e.g. {"cell": ..., "hidden": ..., "forget": ...}, or one
     (T, H) array (quantity "hidden"); features: name -> (T,), e.g. text_features(text).
@@ -264,6 +276,7 @@ def find_units(
             UnitMatch(name, quantity, unit, float(r))
             for quantity, values in activations.items()
             for unit, r in enumerate(pearson(values, feature))
+            if r != 0
         ]
         matches.sort(key=lambda m: -abs(m.r))
         result[name] = matches[:k]

@@ -170,6 +170,17 @@ def test_shipped_weights_reproduce_their_recorded_bits_per_char():
         )
 
 
+def test_shipped_models_record_500_character_passages():
+    """The text page's passages: record() handles 500 characters of every shipped model (the LSTM's
+    counting cells pass float64's range for tanh' after about 700 to 1,000; docs/charlm.md)."""
+    validation = load_corpus().validation
+    for name in SHIPPED:
+        model, _ = load_charlm(name)
+        for start in (0, 300_000):
+            rec = record(model.recurrent, VOCAB.one_hot(validation[start : start + 500]))
+            assert np.isfinite(rec.log10_grad_x).all(), (name, start)
+
+
 def test_shipped_lstm_records_per_character_gradients():
     model, _ = load_charlm("charlm-lstm")
     text = "def f(x):\n    return (x + 1)\n"

@@ -15,10 +15,12 @@ from lstm_viz.corpus import (
     find_units,
     load_corpus,
     pearson,
+    recording_activations,
     split_text,
     stdlib_dir,
     text_features,
 )
+from lstm_viz.record import record
 
 
 def test_every_corpus_file_exists_and_is_read_in_order():
@@ -108,3 +110,19 @@ def test_find_units_recovers_a_planted_unit():
     best = found["bracket_depth"][0]
     assert (best.quantity, best.unit) == ("hidden", 3) and best.r < -0.8
     assert find_units(cell, {"in_string": features["in_string"]}, k=1)["in_string"][0].unit == 7
+    assert find_units(cell, {"flat": np.ones(T)})["flat"] == []  # nothing to correlate with
+    cell[:, :] = 1.0
+    assert find_units(cell, features)["in_string"] == []
+
+
+def test_recording_activations_feed_the_finder():
+    text = 'x = "a" + "b"\ny = (1, 2)\n'
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torch.nn.LSTM(len(VOCAB), 5, batch_first=True)
+    rec = record(model, VOCAB.one_hot(text))
+    acts = recording_activations(rec)
+    assert list(acts) == ["hidden", "cell", "input", "forget", "candidate", "output"]
+    assert all(a.shape == (len(text), 5) for a in acts.values())
+    found = find_units(acts, text_features(text), k=4)
+    assert len(found["in_string"]) == 4 and found["in_comment"] == []  # no comment in the text
