@@ -360,11 +360,11 @@ def _schedule(ray, fitting, max_bytes: int, finish) -> None:
 
 def build_parser():
     """The sweep's flags: the main command's setting flags, each taking one or more values."""
-    from .cli import _Formatter, _Parser, add_setting_flags
+    from .cli import UsageError, _Formatter, _Parser, add_setting_flags
 
     class Parser(_Parser):
         def error(self, message: str):
-            super().error(message.replace("python -m lstm_viz", "python -m lstm_viz sweep"))
+            raise UsageError(f"{message} (see python -m lstm_viz sweep --help)")
 
     parser = Parser(
         prog="python -m lstm_viz sweep",

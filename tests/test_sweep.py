@@ -72,6 +72,10 @@ def test_grid_refuses_an_axis_that_acts_on_no_cell():
         (["--out", "grid.csv"], "--out must end in .parquet"),
         (["--spectral-radius", "0.5", "1"], "--rnn-init orthogonal or identity"),
         (["--seq-len", "0"], "--seq-len must be an integer between 1 and 10000, got 0"),
+        (
+            ["--arch", "foo"],
+            "invalid choice: 'foo' (choose from 'rnn', 'lstm', 'gru') (see python -m lstm_viz sweep --help)",
+        ),
     ],
 )
 def test_bad_arguments_fail_in_one_line(tmp_path, args, message):
