@@ -1,5 +1,6 @@
-"""AppTest of the theory page: it runs clean, draws theory beside measurement, says how far the
-Pascanu bound sits above the data, and its k slider and the sidebar change the charts."""
+"""The theory page under AppTest (it runs clean, draws theory beside measurement, says how far the
+Pascanu bound sits above the data, its k slider and the sidebar change the charts, too-large runs
+are refused with the reason) and in headless Chromium (the URL, the charts as drawn, a phone)."""
 
 import base64
 import json
