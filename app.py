@@ -52,7 +52,13 @@ for column, row in zip(st.columns(max(len(recs), 3)), summary.itertuples(), stri
         help="Steps back for ‖∂L/∂h_t‖ to halve, from the straight-line fit through log10 ‖∂L/∂h_t‖ "
         "(its slope: decades lost per step back); half-life = log10(2) / slope.",
     )  # fmt: skip
-if rerun := [rec.name for rec in recs if getattr(rec, "dtype", "float32") == "float64"]:
+if deep := [rec for rec in recs if rec.num_layers * rec.num_directions > 1]:
+    for column, rec in zip(st.columns(len(deep)), deep, strict=True):
+        with column:
+            ui.chart(
+                figures.layer_time_figure(rec), prose.LAYER_TIME_CAPTION, f"layers_{len(deep)}_{rec.name}"
+            )
+if rerun := [rec.name for rec in recs if rec.dtype == "float64"]:
     st.info(prose.FLOAT64_NOTE.format(names=", ".join(rerun), verb="was" if len(rerun) == 1 else "were"))
 
 with st.expander("Why the RNN's gradient vanishes"):

@@ -149,6 +149,8 @@ def _widget(container, setting, values: dict):
         return container.selectbox(setting.label, setting.choices, on_change=on_change, **kwargs)
     if setting.widget == "radio":
         return container.radio(setting.label, setting.choices, horizontal=True, **kwargs)
+    if setting.widget == "toggle":
+        return container.toggle(setting.label, **kwargs)
     low, high = (setting.type(v) for v in setting.slider_range)
     if setting.widget == "number":
         return container.number_input(setting.label, low, high, **kwargs)

@@ -28,7 +28,7 @@ from .figures import gradient_flow_figure
 from .models import ARCHS
 from .prose import run_title
 from .record import DEFAULT_MAX_BYTES, Recording, record
-from .settings import BY_NAME, SETTINGS, Settings, check_memory, complete, model_and_input
+from .settings import BY_NAME, SETTINGS, Settings, check_memory, complete, model_and_input, parse_bool
 from .tables import decay_fits, summary_text, tidy_frame
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -59,6 +59,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+def _bool(raw: str) -> bool:
+    return parse_bool(raw)
+
+
+_bool.__name__ = "true/false"  # argparse names the type in its error: "invalid true/false value"
+
+
 def add_setting_flags(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     """One flag per declared setting (lstm_viz.settings.SETTINGS), in two groups; older spellings
     (--input, --nonlinearity) still work. Every default is None, so a given flag can be told apart.
@@ -70,15 +77,20 @@ def add_setting_flags(parser: argparse.ArgumentParser, *, many: bool = False) ->
     for s in SETTINGS:
         flags = [s.flag, *("--" + alias.replace("_", "-") for alias in s.aliases)]
         help_text = s.help.rstrip(".") + f" (default: {s.default})"
+        if s.type is bool:  # --bidirectional alone means true; a sweep lists values: false true
+            kind = {"type": _bool, "metavar": "{false,true}"}
+            kind["nargs"] = "+" if many else "?"
+            if not many:
+                kind["const"] = True
+        else:
+            kind = {
+                "type": s.type,
+                "choices": s.choices,
+                "metavar": s.metavar,
+                "nargs": "+" if many else None,
+            }
         groups["Run" if s.group == "Run" else "init"].add_argument(
-            *flags,
-            dest=s.name,
-            type=s.type,
-            choices=s.choices,
-            metavar=s.metavar,
-            default=None,
-            nargs="+" if many else None,
-            help=help_text.replace("%", "%%"),
+            *flags, dest=s.name, default=None, help=help_text.replace("%", "%%"), **kind
         )
 
 

@@ -130,6 +130,22 @@ def tint(hex_color: str, share: float) -> str:
     return "#" + "".join(f"{round(v + (255 - v) * share):02x}" for v in (r, g, b))
 
 
+def _layer_lines(rec: Recording, color: str):
+    """(name, one-layer recording, colour, dash, is the top forward line) for each line of rec:
+    one for a one-layer model; for a deep or bidirectional one, one per layer and direction, the
+    top layer first and darkest, lower layers lighter, the backward direction dotted."""
+    if rec.num_layers * rec.num_directions == 1:
+        yield rec.name, rec, color, "solid", True
+        return
+    for layer in reversed(range(rec.num_layers)):
+        shade = tint(color, 0.6 * (rec.num_layers - 1 - layer) / max(rec.num_layers - 1, 1))
+        for direction in range(rec.num_directions):
+            arrow = ("", " →", " ←")[direction + 1 if rec.num_directions == 2 else 0]
+            name = f"layer {layer + 1}{arrow}"
+            top = layer == rec.num_layers - 1 and direction == 0
+            yield name, rec.layer(layer, direction), shade, "dot" if direction else "solid", top
+
+
 def gradient_flow_figure(
     recordings: Sequence[Recording],
     fits: Mapping[str, DecayFit] | None = None,
@@ -138,7 +154,9 @@ def gradient_flow_figure(
     annotate: bool = True,
 ) -> go.Figure:
     """log10 ||dL/dh_t|| against t for each recording on one axis (and the LSTM's ||dL/dc_t||,
-    dashed in a lighter shade so it stays visible where it lies on ||dL/dh_t||).
+    dashed in a lighter shade so it stays visible where it lies on ||dL/dh_t||). A deep or
+    bidirectional recording draws one line per layer and direction (see _layer_lines; the cell
+    path of its top forward layer only).
 
     With batch > 1 each line is the median over samples with the interquartile band (the
     legend does not repeat it: say so in the caption).
@@ -151,44 +169,49 @@ def gradient_flow_figure(
     fig = go.Figure()
     worst_block, zero_steps, lowest = 1, 0, 0.0
     colors = recording_colors(recordings)
+    deep = 0  # models drawn with a line per layer: each gets a titled group in the legend
     for rec in recordings:
         color = colors[rec.name]
-        series = [("h", rec.log10_grad_h, "solid", color, 2.5)]
-        if rec.log10_grad_c is not None:
-            series.append(("c", rec.log10_grad_c, "dash", tint(color, 0.45), 2))
-        for symbol, values, dash, line_color, width in series:
-            group = f"{rec.name}-{symbol}"
-            median, t = decimate(batch_percentile(values, 50), max_points)
-            worst_block = max(worst_block, block_size(values.shape[1], max_points))
-            zero_steps = max(zero_steps, int(np.isnan(median).sum()))
-            if np.isfinite(median).any():
-                lowest = min(lowest, float(np.nanmin(median)))
-            if values.shape[0] > 1:
-                q25, _ = decimate(batch_percentile(values, 25), max_points)
-                q75, _ = decimate(batch_percentile(values, 75), max_points)
-                band(fig, t, q25, q75, line_color, group)
-            label = f"{rec.name}: ‖∂L/∂{symbol}<sub>t</sub>‖"
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=median,
-                    name=label,
-                    mode="lines",
-                    line=dict(color=line_color, dash=dash, width=width),
-                    legendgroup=group,
-                    hovertemplate="t=%{x:.0f}<br>log10 norm"
-                    + (" (median)" if values.shape[0] > 1 else "")
-                    + "=%{y:.2f}<extra>"
-                    + rec.name
-                    + f" ∂{symbol}</extra>",
+        layered = rec.num_layers * rec.num_directions > 1
+        deep += layered
+        for name, part, part_color, dash, top in _layer_lines(rec, color):
+            # a deep model's lines share one legend group titled with the model's name
+            legend = dict(legendgroup=rec.name, legendgrouptitle_text=rec.name) if layered else {}
+            series = [("h", part.log10_grad_h, dash, part_color, 2.5 if top else 1.8)]
+            if part.log10_grad_c is not None and top and dash == "solid":
+                series.append(("c", part.log10_grad_c, "dash", tint(part_color, 0.45), 2))
+            for symbol, values, line_dash, line_color, width in series:
+                group = f"{rec.name}-{name}-{symbol}"
+                median, t = decimate(batch_percentile(values, 50), max_points)
+                worst_block = max(worst_block, block_size(values.shape[1], max_points))
+                zero_steps = max(zero_steps, int(np.isnan(median).sum()))
+                if np.isfinite(median).any():
+                    lowest = min(lowest, float(np.nanmin(median)))
+                if values.shape[0] > 1:
+                    q25, _ = decimate(batch_percentile(values, 25), max_points)
+                    q75, _ = decimate(batch_percentile(values, 75), max_points)
+                    band(fig, t, q25, q75, line_color, group)
+                fig.add_trace(
+                    go.Scatter(
+                        x=t,
+                        y=median,
+                        name=f"{name}: ‖∂L/∂{symbol}<sub>t</sub>‖",
+                        mode="lines",
+                        line=dict(color=line_color, dash=line_dash, width=width),
+                        **(legend or {"legendgroup": group}),
+                        hovertemplate="t=%{x:.0f}<br>log10 norm"
+                        + (" (median)" if values.shape[0] > 1 else "")
+                        + "=%{y:.2f}<extra>"
+                        + name
+                        + f" ∂{symbol}</extra>",
+                    )
                 )
-            )
-            if annotate and symbol == "h" and np.isfinite(median[0]):
-                fig.add_annotation(
-                    x=t[0], y=median[0], text=f"10<sup>{median[0]:.1f}</sup>".replace("-", "−"),
-                    showarrow=False, xanchor="left", yanchor="bottom", xshift=4,
-                    font=dict(color=color, size=12), name=f"start value {rec.name}",
-                )  # fmt: skip
+                if annotate and top and symbol == "h" and dash == "solid" and np.isfinite(median[0]):
+                    fig.add_annotation(
+                        x=t[0], y=median[0], text=f"10<sup>{median[0]:.1f}</sup>".replace("-", "−"),
+                        showarrow=False, xanchor="left", yanchor="bottom", xshift=4,
+                        font=dict(color=color, size=12), name=f"start value {rec.name}",
+                    )  # fmt: skip
         fit = (fits or {}).get(rec.name)
         if fit is not None and math.isfinite(fit.decades_per_step):
             ends = np.array([fit.t_first, fit.t_last])
@@ -223,9 +246,17 @@ def gradient_flow_figure(
         yaxis_title="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖   (decades)",
         hovermode="x unified",
         # below the axis title whatever the width: the legend sits at the figure's bottom edge
-        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
+        legend=dict(
+            orientation="h",
+            yref="container",
+            yanchor="bottom",
+            y=0,
+            xanchor="left",
+            x=0,
+            groupclick="toggleitem",
+        ),
         margin=dict(l=60, r=20, t=40, b=40),
-        height=480,
+        height=480 + 90 * deep,
     )
     notes = []
     if worst_block > 1:
@@ -234,6 +265,35 @@ def gradient_flow_figure(
         notes.append("gaps: the gradient is exactly 0 there (dead relu units), log10 = -∞")
     if notes:
         _note(fig, "; ".join(notes))
+    return fig
+
+
+def layer_time_figure(rec: Recording, *, max_points: int = MAX_HEATMAP_CELLS[0]) -> go.Figure:
+    """Heatmap of log10 ||dL/dh_t|| (median over the batch) over time (x) and layer and direction
+    (y, the top layer on top): how the gradient spreads through depth as well as time."""
+    rows, labels = [], []
+    for layer in reversed(range(rec.num_layers)):
+        for direction in range(rec.num_directions):
+            arrow = ("", " →", " ←")[direction + 1 if rec.num_directions == 2 else 0]
+            rows.append(batch_percentile(rec.layer(layer, direction).log10_grad_h, 50))
+            labels.append(f"layer {layer + 1}{arrow}")
+    z, t = decimate(np.vstack(rows), max_points, axis=1)
+    title = f"{rec.name}<br><sup>log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖ by layer and time</sup>"
+    if block_size(rec.seq_len, max_points) > 1:
+        title += f"<br><sup>each cell = mean of {block_size(rec.seq_len, max_points)} steps</sup>"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=t, y=labels, colorscale="Viridis", colorbar=dict(thickness=12, title="decades"),
+            hovertemplate="t=%{x:.0f}<br>%{y}<br>log10 norm=%{z:.2f}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)),
+        xaxis_title="timestep t",
+        yaxis=dict(autorange="reversed"),
+        height=140 + 40 * len(labels),
+        margin=dict(l=90, r=20, t=60, b=40),
+    )
     return fig
 
 

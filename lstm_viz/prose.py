@@ -33,8 +33,10 @@ def rate_text(decades_per_step: float) -> str:
 
 def run_title(settings) -> str:
     """One line naming a run of lstm_viz.Settings, e.g. for a chart's title."""
+    depth = f"{settings.num_layers} layers, " if settings.num_layers > 1 else ""
+    depth += "bidirectional, " if settings.bidirectional else ""
     return (
-        f"Gradient flow over T = {settings.seq_len} steps: hidden size {settings.hidden_size}, "
+        f"Gradient flow over T = {settings.seq_len} steps: {depth}hidden size {settings.hidden_size}, "
         f"{settings.input_size} {settings.input_kind} input features, batch {settings.batch_size}, "
         f"seed {settings.seed}"
     )
@@ -247,6 +249,11 @@ def gate_caption(rec: Recording, quantity: str) -> str:
     return text
 
 
+LAYER_TIME_CAPTION = (
+    "Each row is one layer (and direction: → reads forwards, ← backwards, its loss entering at t = 0); "
+    "colour is log10 ‖∂L/∂h_t‖, bright where the gradient is large, dark where it has vanished. A lower "
+    "layer gets its gradient through the layer above it, at every step."
+)
 STEP_FACTOR_CAPTION = (
     "Each point is one factor of the product: how many decades the gradient gains (> 0) or loses (< 0) "
     "in one step back. The RNN's sum of these is its total loss; the LSTM's dashed cell path follows "

@@ -17,7 +17,7 @@ import torch
 
 from .checks import check_int
 from .inputs import INPUTS, MAX_BATCH_SIZE, MAX_SEQ_LEN, make_input
-from .models import INITS, LSTM, MAX_HIDDEN_SIZE, MAX_INPUT_SIZE, RecurrentModel, build_model
+from .models import INITS, LSTM, MAX_HIDDEN_SIZE, MAX_INPUT_SIZE, MAX_LAYERS, RecurrentModel, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
 
 MAX_SEED = 2**31 - 1
@@ -35,6 +35,16 @@ def init_help(arch: str) -> str:
     return ". ".join(f"{name}: {_INIT_TEXTS[name]}" for name in INITS[arch]) + "."
 
 
+def parse_bool(raw: str, name: str = "value") -> bool:
+    """true/false, 1/0, yes/no, on/off (any case) as a bool; ValueError otherwise."""
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One knob of a run. `bounds` is what the library accepts; `widget_bounds` the app's narrower
@@ -42,13 +52,13 @@ class Setting:
     is used at all (any one suffices); `arch` names the only model it changes."""
 
     name: str
-    type: type  # int, float or str
+    type: type  # int, float, str or bool
     default: object
     label: str
     help: str = ""
     bounds: tuple[float, float] | None = None
     choices: tuple[str, ...] | None = None
-    widget: str | None = "slider"  # slider | number | select | radio; None: not in the sidebar
+    widget: str | None = "slider"  # slider | number | select | radio | toggle; None: not in the sidebar
     widget_bounds: tuple[float, float] | None = None
     step: float | None = None
     group: str = "Run"  # the sidebar header it sits under
@@ -68,6 +78,10 @@ class Setting:
     def check(self, value: object, bounds: tuple[float, float] | None = None) -> object:
         """value if it is allowed (within bounds, default self.bounds), else ValueError saying what is."""
         low, high = bounds or self.bounds or (None, None)
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name} must be true or false, got {value!r}")
+            return value
         if self.choices is not None:
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
@@ -83,6 +97,8 @@ class Setting:
         """A value typed as text (URL, command line), converted and checked."""
         if self.type is str:
             return self.check(raw, bounds)
+        if self.type is bool:
+            return self.check(parse_bool(raw, self.name), bounds)
         try:
             number = float(raw)
         except ValueError:
@@ -104,6 +120,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("batch_size", int, 1, "Batch of sequences", "More than one: lines are medians with the "
             "interquartile band.", bounds=(1, MAX_BATCH_SIZE), widget_bounds=(1, 64), aliases=("batch",),
             metavar="B"),
+    Setting("num_layers", int, 1, "Layers", "Stacked recurrent layers; each reads the one below.",
+            bounds=(1, MAX_LAYERS), metavar="L"),
+    Setting("bidirectional", bool, False, "Bidirectional", "A second direction reads the sequence "
+            "backwards; its loss enters at t = 0.", widget="toggle"),
     Setting("input_kind", str, "gaussian", "Input", "Kind of input sequence.", choices=tuple(INPUTS),
             widget="select", aliases=("input",)),
     Setting("input_size", int, 4, "Input features", "Features per step.", bounds=(1, MAX_INPUT_SIZE),
@@ -137,6 +157,7 @@ ALIASES = {alias: s.name for s in SETTINGS for alias in s.aliases}
 def _model_kwargs(self, arch: str) -> dict:
     """Keyword arguments of lstm_viz.build_model for arch under these settings."""
     kwargs: dict = {"seed": self.seed, "init": getattr(self, f"{arch}_init")}
+    kwargs.update(num_layers=self.num_layers, bidirectional=self.bidirectional)
     if arch == "rnn":
         kwargs.update(nonlinearity=self.rnn_nonlinearity, spectral_radius=self.spectral_radius)
     elif arch == "lstm":
@@ -156,6 +177,10 @@ def _label(self, arch: str) -> str:
         details.append("relu")
     if arch == "lstm" and init == "forget_bias":
         details[-1] = f"forget bias {self.forget_bias:g}"
+    if self.num_layers > 1:
+        details.append(f"{self.num_layers} layers")
+    if self.bidirectional:
+        details.append("bidirectional")
     return arch.upper() + (f" ({', '.join(details)})" if details else "")
 
 
@@ -235,12 +260,13 @@ def check_memory(
     message says which sequence length or batch size would fit (and, with can_raise, that the
     caller may raise max_bytes: the command line can, the app cannot)."""
     s = settings
+    depth = {"num_layers": s.num_layers, "num_directions": 2 if s.bidirectional else 1}
     for arch in archs:
-        need = estimate_bytes(arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size)
+        need = estimate_bytes(arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size, **depth)
         if need <= max_bytes:
             continue
-        per_step = estimate_bytes(arch, s.batch_size, 1, s.hidden_size, s.input_size)
-        per_sample = estimate_bytes(arch, 1, s.seq_len, s.hidden_size, s.input_size)
+        per_step = estimate_bytes(arch, s.batch_size, 1, s.hidden_size, s.input_size, **depth)
+        per_sample = estimate_bytes(arch, 1, s.seq_len, s.hidden_size, s.input_size, **depth)
         fixes = []
         if max_bytes >= per_step:
             fixes.append(f"seq_len up to {max_bytes // per_step:,}")

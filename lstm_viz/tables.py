@@ -142,6 +142,25 @@ def unit_order(rec: Recording, by: str) -> np.ndarray:
     return np.argsort(-key.mean(axis=(0, 1)), kind="stable")
 
 
+def layer_parts(rec: Recording) -> dict[str, str]:
+    """id -> label of each layer and direction of a recording, the top layer first: "2" -> "layer 2
+    (top) →", "2b" -> "layer 2 (top) ←"; ids are what links carry."""
+    parts = {}
+    for layer in reversed(range(rec.num_layers)):
+        top = " (top)" if layer == rec.num_layers - 1 and rec.num_layers > 1 else ""
+        for direction in range(rec.num_directions):
+            arrow = ("", " →", " ←")[direction + 1 if rec.num_directions == 2 else 0]
+            parts[f"{layer + 1}{'b' if direction else ''}"] = f"layer {layer + 1}{top}{arrow}"
+    return parts
+
+
+def layer_part(rec: Recording, part: str) -> Recording:
+    """The one-layer Recording a layer_parts id names."""
+    if part not in layer_parts(rec):
+        raise ValueError(f"{rec.name} has layers {', '.join(layer_parts(rec))}, got {part!r}")
+    return rec.layer(int(part.rstrip("b")) - 1, int(part.endswith("b")))
+
+
 def step_values(rec: Recording, t: int, units: int = 6) -> pd.DataFrame:
     """Gate, cell and hidden values of sample 0 at step t for the first `units` units:
     one row per unit, one column per quantity (f_t, i_t, g_t, o_t, c_{t-1}, c_t, h_t)."""

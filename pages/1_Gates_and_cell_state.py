@@ -25,6 +25,8 @@ if ui.trained_toggle("gates_trained"):
     (rec,) = trained
 else:
     (rec,) = ui.recordings(settings, [arch])
+if rec.num_layers * rec.num_directions > 1:
+    rec = tables.layer_part(rec, ui.choice(st, "select", "Layer", tables.layer_parts(rec), key="gates_layer"))
 sort_by = ui.choice(
     c2, "select", f"Sort the {rec.arch.upper()}'s units by", tables.unit_orders(rec), key="gates_sort"
 )

@@ -363,3 +363,14 @@ def test_progress_follows_the_engine_not_whole_models(monkeypatch):
         fractions = [f for name, f in calls if name == model]
         assert len(fractions) >= 2 and fractions == sorted(fractions) and fractions[-1] == 1.0
         assert 0 < fractions[0] < 1  # part-way through a model, not only at its end
+
+
+def test_deep_bidirectional_models_get_a_line_per_layer_a_heatmap_and_a_layer_picker():
+    at = run_page("app.py", num_layers="2", bidirectional="true")
+    assert at.slider(key="num_layers").value == 2 and at.toggle(key="bidirectional").value
+    assert [m.label for m in at.metric][0] == "RNN (2 layers, bidirectional)"
+    heatmaps = [c for c in charts(at) if "z" in c[0]]
+    assert len(heatmaps) == 3 and heatmaps[0][0]["z"].shape == (4, 20)  # 2 layers x 2 directions
+    at = run_page("pages/1_Gates_and_cell_state.py", num_layers="2", bidirectional="true", gates_layer="1b")
+    assert at.selectbox(key="gates_layer").value == "1b"
+    assert "layer 1 ←" in at.selectbox(key="gates_layer").options

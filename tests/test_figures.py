@@ -230,3 +230,31 @@ def test_figures_survive_a_json_round_trip():
                     np.testing.assert_array_equal(
                         _decoded(after[axis]).astype(float), np.asarray(getattr(before, axis), dtype=float)
                     )
+
+
+def _deep_recording():
+    from lstm_viz.settings import Settings, run
+
+    return run(Settings(seq_len=12, hidden_size=3, num_layers=2, bidirectional=True), "lstm")
+
+
+def test_a_deep_model_draws_a_line_per_layer_and_direction_in_one_legend_group():
+    rec = _deep_recording()
+    fig = figures.gradient_flow_figure([rec])
+    lines = curves(fig)
+    names = [tr.name.split(":")[0] for tr in lines]
+    assert names == ["layer 2 →", "layer 2 →", "layer 2 ←", "layer 1 →", "layer 1 ←"]  # h, c, h, h, h
+    assert {tr.legendgroup for tr in lines} == {rec.name}
+    assert lines[0].legendgrouptitle.text == rec.name
+    np.testing.assert_allclose(lines[2].y, rec.layer(1, 1).log10_grad_h[0])
+    np.testing.assert_allclose(lines[3].y, rec.layer(0, 0).log10_grad_h[0])
+    assert lines[2].line.dash == "dot" and lines[3].line.color != lines[0].line.color  # shade per layer
+
+
+def test_layer_time_heatmap_one_row_per_layer_and_direction():
+    rec = _deep_recording()
+    fig = figures.layer_time_figure(rec)
+    (heat,) = fig.data
+    assert list(heat.y) == ["layer 2 →", "layer 2 ←", "layer 1 →", "layer 1 ←"]
+    np.testing.assert_allclose(heat.z[3], rec.layer(0, 1).log10_grad_h[0])
+    assert rec.name in fig.layout.title.text

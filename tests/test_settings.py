@@ -23,7 +23,10 @@ def test_every_declaration_gives_a_field_a_flag_and_a_url_key():
         assert s.flag in flags and s.flag == "--" + s.name.replace("_", "-")
         if s.widget is not None:
             assert from_query({s.name: str(s.default)}) == ({s.name: s.default}, {})
-        if s.choices is None:
+        if s.type is bool:
+            with pytest.raises(ValueError, match=s.name):
+                s.check(1)
+        elif s.choices is None:
             low, high = s.bounds
             with pytest.raises(ValueError, match=s.name):
                 s.check(high + 1)
@@ -194,3 +197,22 @@ def test_settings_is_frozen_and_replace_gives_a_new_one():
     with pytest.raises(AttributeError):
         s.seq_len = 3
     assert s.replace(seq_len=20).seq_len == 20 and s.seq_len == 300
+
+
+def test_layers_and_direction_are_settings_everywhere():
+    s = Settings(num_layers=2, bidirectional=True, seq_len=10, hidden_size=3)
+    assert s.label("lstm") == "LSTM (2 layers, bidirectional)"
+    model, _ = model_and_input(s, "gru")
+    assert model.num_layers == 2 and model.num_directions == 2
+    assert from_query({"num_layers": "3", "bidirectional": "true"})[0] == {
+        "num_layers": 3,
+        "bidirectional": True,
+    }
+    assert "bidirectional" in from_query({"bidirectional": "maybe"})[1]
+    args = build_parser().parse_args(["--num-layers", "2", "--bidirectional"])
+    assert args.num_layers == 2 and args.bidirectional is True
+    assert build_parser().parse_args(["--bidirectional", "false"]).bidirectional is False
+    deep = Settings(num_layers=4, bidirectional=True, seq_len=10_000, hidden_size=512, batch_size=2)
+    with pytest.raises(ValueError, match="LSTM run needs"):
+        check_memory(deep, ["lstm"])
+    check_memory(deep.replace(num_layers=1, bidirectional=False, batch_size=1), ["lstm"])  # fits alone
