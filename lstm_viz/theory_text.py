@@ -259,8 +259,9 @@ def lyapunov_caption(recs: list[Recording], top: list[float]) -> str:
 
 SINGULAR_CAPTION = (
     "log10 of the largest singular values of ∂h_T/∂h_0, the matrix that carries the loss's gradient back "
-    "to the first step. Look for the measured log10 ‖∂L/∂h_0‖ (dotted) at or below the top value, which "
-    "no loss at the last step can beat; a wide gap to the second means one direction carries all of it."
+    "to the first step. Look for the measured log10 ‖∂L/∂h_0‖ (dotted) at or below the top value: no "
+    "gradient of norm 1 entering at the last step gets further; a wide gap to the second value means "
+    "one direction carries nearly all of what arrives."
 )
 
 
@@ -270,6 +271,6 @@ def figure_caption(rec: Recording) -> str:
     bound = " Black long dashes: the Pascanu bound, above the data." if rec.arch == "rnn" else ""
     return (
         f"Solid: the measured log10 ‖∂L/∂h_t‖; dashed and dotted: straight lines at each prediction's slope, "
-        f"anchored at the loss. Look for which line lies on the data: the top Lyapunov exponent does; {what} "
-        f"may not.{bound}"
+        f"anchored at the loss. Look for which line lies on the data: far from the loss the top Lyapunov "
+        f"exponent does; {what} may not.{bound}"
     )
