@@ -76,6 +76,7 @@ class Forward:
         self.nonlinearity = getattr(model, "nonlinearity", "tanh")
         w_ih, w_hh = model.weight_ih_l0.detach(), model.weight_hh_l0.detach()
         self.hidden, _ = model.fused(batch_first=False)(x)
+        self.underflow_step: int | None = None  # float64: first step with a factor below SMALLEST_FACTOR
         if not bool(torch.isfinite(self.hidden).all()):
             finite = torch.isfinite(self.hidden).flatten(1).all(dim=1)
             raise FloatRangeError("overflow", int((~finite).nonzero()[0, 0]))
@@ -102,6 +103,16 @@ class Forward:
             self.gates = {"input": i, "forget": f, "candidate": g, "output": o}
             self.cell = _cell_states(f, i * g)  # (T + 1, B, H), c_{-1} = 0 first
 
+    def _check(self, t0: int, *factors: torch.Tensor) -> None:
+        step = _first_below(t0, factors)
+        if step is None:
+            return
+        if factors[0].dtype == torch.float32:
+            raise FloatRangeError("underflow", step)
+        # float64: a factor this small only matters where it is every path's (a saturated
+        # unit beside live ones is not); record() checks the result for that (lost_to_underflow)
+        self.underflow_step = step if self.underflow_step is None else min(self.underflow_step, step)
+
     def terms(self, t0: int, t1: int):
         """Backward factors for steps t0..t1-1: (carry, mix, mix_x), each (t1 - t0, B, .).
 
@@ -109,7 +120,8 @@ class Forward:
         before W_hh; mix_x the same before W_ih (it differs for the GRU alone);
         carry is the LSTM's dh_t -> dc_t factor and the GRU's dh_t -> dh_{t-1}.
         Every derivative is made from its pre-activation, without cancellation.
-        Raises FloatRangeError where one falls below what this dtype carries.
+        Where one falls below SMALLEST_FACTOR: float32 raises FloatRangeError (record()
+        runs again in float64); float64 notes the first such step in underflow_step.
         """
         if self.arch == "rnn":
             pre = self.pre[t0:t1]
@@ -117,7 +129,7 @@ class Forward:
                 slope = (pre > 0).to(pre.dtype)
             else:
                 slope = _tanh_grad(pre)
-                _check_factors(t0, slope)
+                self._check(t0, slope)
             return None, slope, slope
         if self.arch == "lstm":
             pre, act = self.pre[t0:t1], self.act[t0:t1]
@@ -128,7 +140,7 @@ class Forward:
             g_slope = _tanh_grad(pre[..., 2 * self.H : 3 * self.H])  # ... and tanh'(a_g), times i
             torch.mul(g_slope, i, out=blocks[:, :, 2])
             carry = o * _tanh_grad(c)
-            _check_factors(t0, mix, carry)  # before the partners below, which may be exactly 0
+            self._check(t0, mix, carry)  # before the partners below, which may be exactly 0
             for k, partner in ((0, g), (1, c_prev), (3, c.tanh())):  # d pre / d c_t per gate
                 blocks[:, :, k] *= partner
             return carry, mix, mix
@@ -137,7 +149,7 @@ class Forward:
         dn = torch.sigmoid(-a_z) * _tanh_grad(a_n)  # (1 - z) tanh'(a_n), no cancellation
         dr = dn * _sigmoid_grad(a_r)
         dz = _sigmoid_grad(a_z)
-        _check_factors(t0, dr, dz)  # dn r >= dr, z >= dz: these two bound every factor
+        self._check(t0, dr, dz)  # dn r >= dr, z >= dz: these two bound every factor
         dr *= self.h_n[t0:t1]
         dz *= self.h_prev[t0:t1] - n
         return z, torch.cat([dr, dz, dn * r], -1), torch.cat([dr, dz, dn], -1)
@@ -158,14 +170,16 @@ class FloatRangeError(ArithmeticError):
 SMALLEST_FACTOR = {torch.float32: 1e-30, torch.float64: 1e-290}
 
 
-def _check_factors(t0: int, *factors: torch.Tensor) -> None:
-    """FloatRangeError("underflow", step) if a factor that is > 0 in exact arithmetic came out
-    below SMALLEST_FACTOR (tanh'(60) = 3e-52 is 0 in float32)."""
+def _first_below(t0: int, factors: tuple[torch.Tensor, ...]) -> int | None:
+    """The first step with a factor that is > 0 in exact arithmetic but came out below
+    SMALLEST_FACTOR (tanh'(60) = 3e-52 is 0 in float32), or None."""
     smallest = SMALLEST_FACTOR[factors[0].dtype]
-    for factor in factors:
-        if float(factor.min()) < smallest:
-            below = (factor < smallest).flatten(1).any(dim=1)
-            raise FloatRangeError("underflow", t0 + int(below.nonzero()[0, 0]))
+    steps = [
+        t0 + int((factor < smallest).flatten(1).any(dim=1).nonzero()[0, 0])
+        for factor in factors
+        if float(factor.min()) < smallest
+    ]
+    return min(steps, default=None)
 
 
 def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
@@ -421,3 +435,19 @@ class StackedPasses:
                 into_input.append((values[::-1], scale[::-1]) if d else (values, scale))
             upper = _log_sum(into_input) if D > 1 else into_input[0]
         self.grad_input, self.grad_input_scale = upper
+
+
+def lost_to_underflow(fwd: Forward, grad_h: np.ndarray, grad_c, grad_x: np.ndarray) -> int | None:
+    """The first step (own time order) where a float64 run with factors below SMALLEST_FACTOR
+    lost a whole gradient: log10 norms (T, B) that are -inf where the step after (grad_h) or
+    the same step's dL/dh (grad_c, grad_x) is finite. Exactly zero is the truth there only for
+    a relu (its slope is 0 and 1); elsewhere it means the value fell below float64. None if none.
+    """
+    if fwd.underflow_step is None or fwd.nonlinearity == "relu":
+        return None
+    lost = np.zeros(grad_h.shape[0], dtype=bool)
+    lost[:-1] |= (np.isneginf(grad_h[:-1]) & np.isfinite(grad_h[1:])).any(axis=1)
+    for values in (grad_c, grad_x):
+        if values is not None:
+            lost |= (np.isneginf(values) & np.isfinite(grad_h)).any(axis=1)
+    return int(lost.nonzero()[0][0]) if lost.any() else None

@@ -35,6 +35,7 @@ from .passes import (
     Forward,
     StackedPasses,
     log10_norm,
+    lost_to_underflow,
     one_thread,
     to_numpy,
 )
@@ -335,8 +336,9 @@ def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:
             "weights (spectral radius) or the inputs"
         )
     return ValueError(
-        f"a derivative at step t = {error.step} is below {SMALLEST_FACTOR[torch.float64]:g}, past what "
-        "float64 carries (a pre-activation beyond about +-330): scale the inputs or weights down"
+        f"the gradient at step t = {error.step} is lost below float64's range: every path back "
+        f"through that step has a derivative under {SMALLEST_FACTOR[torch.float64]:g} (pre-activations "
+        "or cell states beyond about +-330); scale the inputs or weights down, or record fewer steps"
     )
 
 
@@ -388,7 +390,12 @@ def _backward_share(progress):
 
 def _layer_recording(model, fwd, adjoint, reverse: bool, common: dict) -> Recording:
     """One layer and direction's Recording; a reverse direction's t axis put back in input order."""
-    dh, dc, scale = adjoint.dh, adjoint.dc, adjoint.scale
+    grad_h = log10_norm(adjoint.dh) + adjoint.scale  # (T, B), own time order
+    grad_c = log10_norm(adjoint.dc) + adjoint.scale if adjoint.dc is not None else None
+    grad_x = log10_norm(adjoint.grad_x) + adjoint.scale
+    lost = lost_to_underflow(fwd, grad_h, grad_c, grad_x)
+    if lost is not None:
+        raise FloatRangeError("underflow", len(grad_h) - 1 - lost if reverse else lost)
 
     def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous, in input order
         if a is None:
@@ -398,9 +405,9 @@ def _layer_recording(model, fwd, adjoint, reverse: bool, common: dict) -> Record
 
     return Recording(
         arch=model.arch,
-        log10_grad_h=batch_major(log10_norm(dh) + scale),
-        log10_grad_c=batch_major(log10_norm(dc) + scale) if dc is not None else None,
-        log10_grad_x=batch_major(log10_norm(adjoint.grad_x) + scale),
+        log10_grad_h=batch_major(grad_h),
+        log10_grad_c=batch_major(grad_c),
+        log10_grad_x=batch_major(grad_x),
         hidden=batch_major(fwd.hidden),
         cell=batch_major(None if fwd.cell is None else fwd.cell[1:]),
         gates={name: batch_major(g) for name, g in fwd.gates.items()},

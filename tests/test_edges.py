@@ -192,14 +192,33 @@ def test_spikes_that_saturate_a_tanh_unit_give_the_finite_truth():
     assert np.isfinite(rec.log10_grad_x).all()
 
 
-def test_a_derivative_below_float64s_range_raises_instead_of_returning_minus_infinity():
+def test_a_gradient_lost_below_float64s_range_raises_instead_of_returning_minus_infinity():
+    """Both units at a = 400 on step 2: tanh'(400) ~ 1e-347 on every path back through step 2."""
     model = build_model("rnn", 1, 2, seed=0, dtype=torch.float64)
     with torch.no_grad():
         model.weight_ih_l0.fill_(400.0)
     x = torch.zeros(1, 6, 1, dtype=torch.float64)
     x[0, 2] = 1.0
-    with pytest.raises(ValueError, match="derivative at step t = 2 is below .*scale the inputs or weights"):
+    with pytest.raises(
+        ValueError, match="gradient at step t = 1 is lost below float64's range.*scale the inputs"
+    ):
         record(model, x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_counting_cell_past_float64s_tanh_slope_beside_live_units_is_exact(dtype):
+    """Unit 0 counts (c_t ~ t, tanh'(c) < 1e-290 after t ~ 335): only a path that is negligible
+    beside the other units' falls below float64, so the recording is exact to rounding."""
+    model = build_model("lstm", 2, 3, seed=2, dtype=dtype)
+    with torch.no_grad():
+        for gate in range(4):
+            model.bias_ih_l0[gate * 3] = 30.0  # unit 0: input, forget, candidate and output gates open
+    x = make_input("gaussian", 1, 420, 2, seed=0).to(dtype)
+    rec = record(model, x)
+    assert rec.dtype == "float64" and rec.cell[0, -1, 0] > 400
+    grad_h, grad_c = mpmath_reference(model, x, torch.full((1, 3), 1 / math.sqrt(3)), digits=30)
+    np.testing.assert_allclose(rec.log10_grad_h[0], grad_h, atol=1e-8)
+    np.testing.assert_allclose(rec.log10_grad_c[0], grad_c, atol=1e-8)
 
 
 def test_exact_zeros_stay_exact_and_cost_no_float64_run():
