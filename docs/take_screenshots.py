@@ -22,14 +22,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 SHOTS = [  # (file name, path and query, heading)
-    ("gradient_flow", "?seq_len=300&hidden_size=64&batch_size=8&lstm_init=chrono", "Gradient flow: RNN vs LSTM"),
+    ("gradient_flow", "", "Gradient flow: RNN vs LSTM"),
+    ("gradient_flow_deep", "?num_layers=3&bidirectional=true&batch_size=8", "Gradient flow: RNN vs LSTM"),
+    ("lessons", "Lessons?lesson=4", "Lessons: why recurrent networks forget"),
     (
         "gates_and_cell_state",
-        "Gates_and_cell_state?seq_len=300&hidden_size=64&lstm_init=chrono&gates_sort=mean+forget+gate"
-        "&gates_units=0&gates_units=60",
+        "Gates_and_cell_state?lstm_init=chrono&gates_sort=forget&gates_units=0&gates_units=60",
         "Gates and cell state",
     ),
-    ("lstm_equations", "LSTM_equations?seq_len=300&hidden_size=64", "The LSTM, equation by equation"),
+    ("lstm_equations", "LSTM_equations", "The LSTM, equation by equation"),
+    ("theory", "Theory", "Why it vanishes: theory vs measurement"),
+    ("phase_diagram", "Phase_diagram", "Phase diagram"),
     ("training", "Training_lab?train_lag=30&train_hidden=32&train_steps=800", "Training lab"),
 ]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
@@ -48,6 +51,8 @@ def settle(page) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--width", type=int, default=1400, help="390 for a phone")
+    parser.add_argument("--only", nargs="+", help="file names to take (default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -68,7 +73,9 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for name, path, heading in SHOTS:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                if args.only and name not in args.only:
+                    continue
+                page = browser.new_page(viewport={"width": args.width, "height": 1000})
                 page.goto(f"{base}/{path}")
                 page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
                 settle(page)
@@ -79,7 +86,7 @@ def main() -> None:
                 height = page.evaluate(
                     "() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight"
                 )
-                page.set_viewport_size({"width": 1400, "height": min(height + 150, 8000)})
+                page.set_viewport_size({"width": args.width, "height": min(height + 150, 8000)})
                 settle(page)
                 page.wait_for_function(ALL_CHARTS_DRAWN, timeout=60_000)
                 page.wait_for_timeout(1000)  # Plotly's resize
