@@ -74,8 +74,8 @@ PRESETS: dict[str, Preset] = {
         _config("adding", 150, ("rnn", "rnn_identity", "lstm"), 2000, 1e-3),
         "Their adding problem, the one this lab trains (values uniform on [0, 1], target X1 + X2; "
         "Hochreiter & Schmidhuber 1997 used values in [-1, 1] and target 0.5 + (X1 + X2)/4). The paper "
-        "trained 100 units with SGD for up to a million steps at T = 150 to 400; here 64 units, Adam "
-        "1e-3, batch 64, 2000 steps, clipping at 1, the LSTM with forget bias 1.",
+        "trained 100 units with SGD for hundreds of thousands of steps at T = 150 to 400; here 64 "
+        "units, Adam 1e-3, batch 64, 2000 steps, clipping at 1, the LSTM with forget bias 1.",
     ),
     "arjovsky_T100": Preset(
         "arjovsky_T100",

@@ -84,6 +84,8 @@ def resume() -> None:
     state.train_trainer.resume()
 
 
+if state.pop("train_new", False):  # before the buttons: Stop is never drawn enabled with nothing to stop
+    state.train_trainer = Trainer(config)
 running, trainer = state.get("train_running", False), state.get("train_trainer")
 row = st.container(horizontal=True, vertical_alignment="center")
 row.button("Start", type="primary", icon=":material/play_arrow:", key="train_start", on_click=start,
@@ -92,8 +94,6 @@ row.button("Stop", icon=":material/stop:", key="train_stop", disabled=not runnin
 if trainer is not None and not trainer.done:
     row.button("Continue", icon=":material/play_circle:", key="train_resume", on_click=resume,
                disabled=running, help="Train this run on from where it stopped.")  # fmt: skip
-if state.pop("train_new", False):
-    trainer = state.train_trainer = Trainer(config)
 if trainer is None:
     st.info("Pick a task and models in the sidebar, or a paper preset, then press **Start**. 1000 steps at "
             "T = 50 take about a minute on two CPU cores.", icon=":material/school:")  # fmt: skip

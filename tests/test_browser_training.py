@@ -122,3 +122,14 @@ def test_links_carry_ids(app_url, page, wait_idle):
     page.wait_for_function("() => location.search.includes('train_task=copy_memory')")
     assert "train_archs=lstm&train_archs=gru" in page.url
     assert "Copy+memory" not in page.url and "LSTM" not in page.url
+
+
+def test_stop_right_after_start(app_url, page, wait_idle):
+    """Stop clicked while the run is still being set up: it is enabled only once there is a trainer
+    (it used to fail with 'st.session_state has no attribute train_trainer' and show nothing)."""
+    _start(page, app_url, wait_idle, "train_lag=50&train_hidden=32&train_steps=5000")
+    page.get_by_role("button", name="Stop").click()  # playwright waits until it is enabled
+    page.get_by_role("slider", name="Training step shown").wait_for()
+    wait_idle(page)
+    assert not page.locator("[data-testid=stException]").count()
+    assert page.get_by_role("button", name="Start").is_enabled()

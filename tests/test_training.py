@@ -295,3 +295,22 @@ def test_link_values_read_ids_and_old_labels():
     assert follow_step(5, 10, [0, 5, 10, 15]) == 5  # a chosen step stays
     assert follow_step(10, 10, [0, 5, 10, 15]) == 15  # the last step follows training
     assert follow_step(12, 10, [0, 5, 7]) == 7  # a step of an older run: the last one
+
+
+def test_reproduce_papers_script_prints_a_row_per_model():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_papers.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--presets", "arjovsky_T100", "--steps", "2", "--test-size", "8"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    rows = [line for line in out.splitlines() if line.startswith("arjovsky_T100")]
+    assert [row[20:42].strip() for row in rows] == ["RNN", "LSTM (forget bias)"]
+    assert all(row.split()[-6] == "2" for row in rows)  # steps trained
+    assert "Arjovsky, Shah & Bengio 2016" in out and "0.1733" in rows[0]  # the baseline 10 ln 8 / 120
