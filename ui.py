@@ -52,6 +52,7 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/3_Training_lab.py", "Training lab", ":material/model_training:"),
     ("pages/4_Theory.py", "Theory", ":material/functions:"),
     ("pages/5_Phase_diagram.py", "Phase diagram", ":material/blur_on:"),
+    ("pages/7_Text.py", "Real text", ":material/text_fields:"),
 )
 # The settings sync with the URL by hand rather than with bind="query-params": Streamlit drops
 # bound parameters when the user switches pages, and a bound widget then falls back to its default.

@@ -1,0 +1,98 @@
+"""Real text: a char-level model reads Python's own source; which units track what, and which
+earlier characters still reach a prediction."""
+
+import streamlit as st
+
+import ui
+from lstm_viz import text_view as tv
+from lstm_viz.corpus import find_units, recording_activations, text_features
+
+st.set_page_config(page_title="Real text · lstm-viz", page_icon=ui.ICON, layout="wide")
+st.title("Real text: what a char-level model remembers")
+st.markdown(
+    "Three small char-level language models (RNN, LSTM, GRU, 128 units, shipped with lstm-viz) were "
+    "trained to predict the next character of Python's standard-library source. Here they read a "
+    "passage of its validation text, which they never trained on. Passages stop at "
+    f"{tv.MAX_PASSAGE} characters: the LSTM's counting cells grow with every character, and after about "
+    "750 their tanh′ falls below what float64 can hold, so the exact gradient cannot be recorded."
+)
+ui.nav()
+
+
+@st.cache_data(max_entries=16, show_spinner="Recording the passage...")
+def passage_recording(arch: str, start: int, length: int):
+    return tv.passage_recording(arch, start, length)
+
+
+@st.cache_data(max_entries=64, show_spinner="Recording the gradient...")
+def influence_recording(arch: str, start: int, length: int, position: int):
+    return tv.influence_recording(arch, start, length, position)
+
+
+def show_unit(quantity: str, unit: int) -> None:
+    st.session_state["text_quantity"], st.session_state["text_unit"] = quantity, unit
+
+
+c1, c2, c3 = st.columns([1, 1, 2])
+arch = ui.choice(c1, "radio", "Model", {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}, key="text_arch",
+                 horizontal=True)  # fmt: skip
+last_start = len(tv.validation_text()) - tv.MAX_PASSAGE - 1
+start = int(c2.number_input("Passage start (character)", 0, last_start, tv.DEFAULT_START, step=100,
+                            key="text_start", bind="query-params"))  # fmt: skip
+length = int(c3.slider("Length (characters)", 50, tv.MAX_PASSAGE, 400, step=10, key="text_len",
+                       bind="query-params"))  # fmt: skip
+text = tv.passage(start, length)
+try:
+    rec = passage_recording(arch, start, length)
+except ValueError as err:
+    st.error(f"This passage cannot be recorded: {err}. Try a shorter passage or another start.")
+    st.stop()
+
+st.subheader("Colour the text by one unit", anchor=False)
+q_col, u_col = st.columns(2)
+quantity = ui.choice(q_col, "select", "Colour by", tv.quantities(rec), key="text_quantity")
+unit = int(u_col.number_input("Unit", 0, rec.hidden_size - 1, key="text_unit", bind="query-params"))
+values = tv.unit_values(rec, quantity, unit)
+vmin, vmax, scale = tv.unit_scale(quantity, values)
+st.html(tv.text_html(text, values, vmin=vmin, vmax=vmax, scale=scale, offset=start,
+                     label=f"{arch.upper()} unit {unit}, {tv.quantity_label(quantity)}:"))  # fmt: skip
+st.caption(
+    "Each character's background is the unit's value right after reading it (blue low, red high; gates "
+    "from white, shut, to blue, open). Hover a character for its value. A unit that tracks something "
+    "changes colour where the text does: at quotes, brackets, line breaks."
+)
+
+st.subheader("Unit finder", anchor=False)
+matches = find_units(recording_activations(rec), text_features(text), k=3)
+st.dataframe(tv.unit_table(matches), hide_index=True)
+st.caption("Units whose activation correlates most with each feature of the passage (Pearson r; a "
+           "negative r tracks it just as well). Click one to colour the text by it.")  # fmt: skip
+buttons = st.container(horizontal=True)
+for feature, found in matches.items():
+    if found:
+        m = found[0]
+        buttons.button(f"{tv.FEATURE_LABELS[feature]}: {m.quantity} {m.unit} (r = {m.r:+.2f})",
+                       key=f"text_find_{feature}", on_click=show_unit, args=(m.quantity, m.unit))  # fmt: skip
+if missing := [tv.FEATURE_LABELS[f] for f, found in matches.items() if not found]:
+    st.caption(f"Not in this passage (nothing to correlate): {', '.join(missing)}.")
+
+st.subheader("Which earlier characters still count", anchor=False)
+position = int(st.slider("Prediction after character t′ (of the passage)", 1, length - 1, length - 1,
+                         key="text_pos", bind="query-params"))  # fmt: skip
+st.caption(
+    f"The loss is the model's error in predicting character {position + 1} (after the outlined one). "
+    "Every earlier character x_t is coloured by log₁₀ ‖∂loss/∂x_t‖ relative to its peak: how much it "
+    "still influences that prediction. Later characters (grey) cannot."
+)
+for column, model in zip(st.columns(2), ["rnn", "lstm"], strict=True):
+    grad = influence_recording(model, start, length, position).log10_grad_x[0]
+    shade = tv.influence_values(grad, position, length)
+    label = f"{model.upper()}: decades below the peak"
+    column.html(tv.text_html(text, shade, vmin=-10, vmax=0, scale="influence", mark=position, offset=start,
+                             label=label, ends=("−10", "0")))  # fmt: skip
+    back = tv.fall_distance(grad, position)
+    column.caption(
+        f"{model.upper()}: the gradient falls below 10⁻³ of its peak {back} characters back."
+        if back is not None
+        else f"{model.upper()}: the gradient stays within 10⁻³ of its peak over the whole passage."
+    )

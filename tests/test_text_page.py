@@ -1,0 +1,65 @@
+"""The Real text page under AppTest: the passage is drawn coloured, a unit-finder button recolours
+it, moving the prediction's position redraws the per-character gradients, GRU offers no cell.
+tests/test_browser_text.py drives it in headless Chromium."""
+
+import re
+import sys
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
+COLOURED = re.compile(r'<span style="background:#[0-9a-f]{6}')
+
+
+def run_page(**params: str) -> AppTest:
+    at = AppTest.from_file(ROOT / "pages/7_Text.py", default_timeout=60)
+    for key, value in {"text_len": "100", **params}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def views(at: AppTest) -> list[str]:
+    """The coloured texts: the unit view, then the RNN's and the LSTM's gradient views."""
+    return [h.value for h in at.html if 'class="lv-text"' in h.value]
+
+
+def test_text_is_coloured_and_the_finder_recolours():
+    at = run_page()
+    unit_view, rnn_view, lstm_view = views(at)
+    assert len(COLOURED.findall(unit_view)) == 100  # every character of the passage
+    assert "LSTM unit 0, cell state c" in unit_view
+    assert not at.dataframe[0].value.empty
+    finder = [b for b in at.button if b.key.startswith("text_find_")]
+    assert finder, "no unit-finder buttons"
+    quantity, unit = re.search(r": (\w+) (\d+) \(r =", finder[0].label).groups()
+    finder[0].click().run()
+    assert not at.exception
+    assert (at.session_state["text_quantity"], at.session_state["text_unit"]) == (quantity, int(unit))
+    assert views(at)[0] != unit_view
+    assert f"unit {unit}," in views(at)[0]
+    assert (rnn_view, lstm_view) == tuple(views(at)[1:])  # the gradient view stays
+
+
+def test_position_change_redraws_the_gradient():
+    at = run_page()
+    before = views(at)[1:]
+    assert all("outline" in html for html in before)
+    assert all(html.count('style="color:#999"') == 0 for html in before)  # t' is the last character
+    at.slider(key="text_pos").set_value(40).run()
+    assert not at.exception
+    after = views(at)[1:]
+    for html_before, html_after in zip(before, after, strict=True):
+        assert html_after != html_before
+        assert html_after.count('style="color:#999"') == 59  # characters after t' = 40 are grey
+    assert "falls below 10⁻³ of its peak" in at.caption[-2].value  # the RNN forgets within 100
+
+
+def test_gru_has_no_cell():
+    at = run_page(text_arch="gru")
+    assert "cell" not in at.selectbox(key="text_quantity").options
+    assert "GRU unit 0, hidden state h" in views(at)[0]
