@@ -123,9 +123,11 @@ def test_sweep_rows_resume_and_failures(local_ray, tmp_path):
     settings = Settings(**{s.name: row[s.name] for s in SETTINGS})
     rec = run(settings, "lstm")
     fit = analysis.decay_fit(rec)
-    assert row["decades_per_step"] == pytest.approx(fit.decades_per_step, rel=1e-9)
-    assert row["half_life"] == pytest.approx(fit.half_life, rel=1e-9)
-    assert row["log10_grad_h0"] == pytest.approx(float(np.median(rec.log10_grad_h[:, 0])), rel=1e-9)
+    # float32 forward passes round differently with another thread count (Ray workers run one
+    # thread; this process may run two): agree to float32's precision, not bit for bit
+    assert row["decades_per_step"] == pytest.approx(fit.decades_per_step, rel=1e-5)
+    assert row["half_life"] == pytest.approx(fit.half_life, rel=1e-5)
+    assert row["log10_grad_h0"] == pytest.approx(float(np.median(rec.log10_grad_h[:, 0])), rel=1e-5)
     assert row["keep_frac_above"] == pytest.approx(float(analysis.gate_stats(rec).frac_above.mean()))
 
     # resume: a third seed, and a longer sequence over the memory limit; nothing runs twice
