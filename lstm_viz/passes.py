@@ -270,7 +270,8 @@ class Adjoint:
             grad_pre[:, :, 3] *= self.dh[t0:t1]
         else:
             grad_pre *= self.dh[t0:t1, :, None]
-        np.matmul(grad_pre.reshape(K, B, -1), self.w_ih, out=self.grad_x[t0:t1])
+        # one (K*B, G*H) x (G*H, I) product: per step it would be K matrix-vector calls for B = 1
+        np.matmul(grad_pre.reshape(K * B, -1), self.w_ih, out=self.grad_x[t0:t1].reshape(K * B, -1))
 
     def _run(self, dc_in, scale) -> None:
         """Chunks of steps (their factors fit in cache) from the end, blocks of steps within."""
