@@ -34,7 +34,8 @@ if entering:  # task and models are read from the URL by hand: links carry ids, 
     if dropped:
         st.warning(f"Part of the link was not used: {'; '.join(dropped)}.", icon=":material/link_off:")
     if state.get("train_running"):
-        state.train_running, state.train_paused_at = False, state.train_trainer.pause()
+        step = state.train_trainer.pause()
+        state.train_running, state.train_paused_at = False, None if state.train_trainer.done else step
 
 bound = {"bind": "query-params"}
 ui.nav()
