@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from .corpus import Vocabulary
-from .inputs import MAX_SEQ_LEN
+from .inputs import MAX_SEQ_LEN, make_input
 from .models import GATE_COUNT, MAX_LAYERS
+from .record import Recording, record
 
 MAX_MODEL_BYTES = 64 * 1024**2
 MAX_SEQUENCE_BYTES = 16 * 1024**2
@@ -371,3 +372,42 @@ def load_sequence(source: Source, model: LoadedModel, kind: str | None = None) -
             raise ValueError("a text sequence needs a char model (a checkpoint with a 'vocab'); use a CSV")
         return load_text(source, model.vocab)
     raise ValueError(f"kind must be 'csv', 'text' or None, got {kind!r}")
+
+
+def describe(model: LoadedModel) -> str:
+    """One line: "LSTM, 2 layers, bidirectional, 3 inputs, 64 units, readout to 10 outputs"."""
+    parts = [model.arch.upper() + (f" ({model.nonlinearity})" if model.arch == "rnn" else "")]
+    parts.append(f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}")
+    if model.bidirectional:
+        parts.append("bidirectional")
+    parts.append(f"{model.input_size} input{'s' if model.input_size > 1 else ''}")
+    parts.append(f"{model.hidden_size} units")
+    if model.readout is not None:
+        parts.append(f"readout to {model.readout.out_features} outputs")
+    if model.vocab is not None:
+        parts.append(f"a char model over {len(model.vocab)} characters")
+    return ", ".join(parts)
+
+
+def record_files(
+    model: Source,
+    sequence: Source | None = None,
+    *,
+    kind: str | None = None,
+    generate: tuple[str, int, int, int] | None = None,
+    label: str = "",
+) -> tuple[Recording, str]:
+    """(Recording, describe(model)) of a model file run on a sequence file, or, without one, on a
+    generated input: generate = (input kind, batch_size, seq_len, seed) for inputs.make_input at
+    the model's input_size. The loss is record()'s default (norm 1 into the final state). Every
+    problem with the files or the run is a ValueError that says what is wrong."""
+    loaded = load_model(model)
+    if sequence is not None:
+        x = load_sequence(sequence, loaded, kind)
+    elif generate is not None:
+        input_kind, batch_size, seq_len, seed = generate
+        x = make_input(input_kind, batch_size, seq_len, loaded.input_size, seed=seed)
+    else:
+        raise ValueError("give a sequence file, or generate=(input kind, batch_size, seq_len, seed)")
+    rec = record(loaded.module, x, label=label or loaded.arch.upper(), meta={"model": describe(loaded)})
+    return rec, describe(loaded)
