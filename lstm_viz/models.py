@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from .checks import check_int
+
 ARCHS = ("rnn", "lstm", "gru")
 INITS = {
     "rnn": ("default", "orthogonal", "identity"),
@@ -267,11 +269,6 @@ class StackedModel(nn.Module):
 _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _check_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-
-
 def _orthogonal(n: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """A random orthogonal n x n matrix (QR of a Gaussian, signs fixed so it is Haar)."""
     q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
@@ -312,8 +309,8 @@ def build_model(
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    _check_int("input_size", input_size, 1, MAX_INPUT_SIZE)
-    _check_int("hidden_size", hidden_size, 1, MAX_HIDDEN_SIZE)
+    check_int("input_size", input_size, 1, MAX_INPUT_SIZE)
+    check_int("hidden_size", hidden_size, 1, MAX_HIDDEN_SIZE)
     if init not in INITS[arch]:
         raise ValueError(f"init for {arch!r} must be one of {INITS[arch]}, got {init!r}")
     if dtype not in (torch.float32, torch.float64):
@@ -323,10 +320,10 @@ def build_model(
     if not math.isfinite(forget_bias):
         raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
     if init == "chrono":
-        _check_int("t_max", t_max, 2, 10**7)
+        check_int("t_max", t_max, 2, 10**7)
     if arch != "rnn" and nonlinearity is not None:
         raise ValueError(f"nonlinearity applies to the 'rnn' only, not to {arch!r}")
-    _check_int("num_layers", num_layers, 1, MAX_LAYERS)
+    check_int("num_layers", num_layers, 1, MAX_LAYERS)
     if not isinstance(bidirectional, bool):
         raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}")
 

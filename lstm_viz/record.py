@@ -314,17 +314,53 @@ def _depth(model) -> tuple[int, int]:
     return (model.num_layers, model.num_directions) if isinstance(model, StackedModel) else (1, 1)
 
 
+def memory_error(
+    arch: str,
+    batch_size: int,
+    seq_len: int,
+    hidden_size: int,
+    input_size: int,
+    max_bytes: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    num_layers: int = 1,
+    num_directions: int = 1,
+    can_raise: bool = True,
+    note: str = "",
+) -> ValueError | None:
+    """The one refusal of a run whose estimate_bytes exceeds max_bytes (None when it fits): how much
+    it needs, and which sequence length or batch size would fit. can_raise: the caller may raise
+    max_bytes (a library call or the command line can; the app cannot). note follows the size."""
+    depth = {"dtype": dtype, "num_layers": num_layers, "num_directions": num_directions}
+    need = estimate_bytes(arch, batch_size, seq_len, hidden_size, input_size, **depth)
+    if need <= max_bytes:
+        return None
+    per_step = estimate_bytes(arch, batch_size, 1, hidden_size, input_size, **depth)
+    per_sample = estimate_bytes(arch, 1, seq_len, hidden_size, input_size, **depth)
+    fixes = []
+    if max_bytes >= per_step:
+        fixes.append(f"seq_len up to {max_bytes // per_step:,}")
+    if batch_size > 1 and max_bytes >= per_sample:
+        fixes.append(f"batch_size up to {max_bytes // per_sample:,}")
+    fixes.append("a smaller hidden_size")
+    if can_raise:
+        fixes.append("raise max_bytes")
+    return ValueError(
+        f"the {arch.upper()} run needs about {need / 2**30:.2f} GiB{note} (batch {batch_size} x "
+        f"{seq_len} steps x {hidden_size} units), over the limit of {max_bytes / 2**30:.2f} GiB: "
+        f"shorten the sequence or shrink the batch or the model; what fits: {'; '.join(fixes)}"
+    )
+
+
 def _check_memory(model, x: torch.Tensor, max_bytes: int, note: str = "") -> None:
     B, T, _ = x.shape
     L, D = _depth(model)
-    need = estimate_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype, L, D)
-    if need > max_bytes:
-        raise ValueError(
-            f"this run needs about {need / 2**30:.2f} GiB{note} "
-            f"(batch {B} x {T} steps x {model.hidden_size} units), "
-            f"over the limit of {max_bytes / 2**30:.2f} GiB: shorten the sequence, shrink the batch or "
-            "hidden size, or raise max_bytes"
-        )
+    error = memory_error(
+        model.arch, B, T, model.hidden_size, model.input_size, max_bytes,
+        dtype=x.dtype, num_layers=L, num_directions=D, note=note,
+    )  # fmt: skip
+    if error is not None:
+        raise error
 
 
 def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:

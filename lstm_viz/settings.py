@@ -18,7 +18,7 @@ import torch
 from .checks import check_int
 from .inputs import INPUTS, MAX_BATCH_SIZE, MAX_SEQ_LEN, make_input
 from .models import INITS, LSTM, MAX_HIDDEN_SIZE, MAX_INPUT_SIZE, MAX_LAYERS, RecurrentModel, build_model
-from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
+from .record import DEFAULT_MAX_BYTES, Recording, memory_error, record
 
 MAX_SEED = 2**31 - 1
 _INIT_TEXTS = {
@@ -256,30 +256,17 @@ def model_and_input(settings: Settings, arch: str) -> tuple[RecurrentModel, torc
 def check_memory(
     settings: Settings, archs: Sequence[str], max_bytes: int = DEFAULT_MAX_BYTES, *, can_raise: bool = False
 ) -> None:
-    """ValueError before anything runs if any arch's recording would need more than max_bytes; the
-    message says which sequence length or batch size would fit (and, with can_raise, that the
-    caller may raise max_bytes: the command line can, the app cannot)."""
+    """lstm_viz.record's memory refusal (ValueError) for the first arch whose run would not fit,
+    before anything runs; can_raise: the caller may raise max_bytes (the command line can, the app
+    cannot)."""
     s = settings
-    depth = {"num_layers": s.num_layers, "num_directions": 2 if s.bidirectional else 1}
     for arch in archs:
-        need = estimate_bytes(arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size, **depth)
-        if need <= max_bytes:
-            continue
-        per_step = estimate_bytes(arch, s.batch_size, 1, s.hidden_size, s.input_size, **depth)
-        per_sample = estimate_bytes(arch, 1, s.seq_len, s.hidden_size, s.input_size, **depth)
-        fixes = []
-        if max_bytes >= per_step:
-            fixes.append(f"seq_len up to {max_bytes // per_step:,}")
-        if s.batch_size > 1 and max_bytes >= per_sample:
-            fixes.append(f"batch_size up to {max_bytes // per_sample:,}")
-        fixes.append("a smaller hidden_size")
-        if can_raise:
-            fixes.append("raise max_bytes")
-        raise ValueError(
-            f"the {arch.upper()} run needs about {need / 2**30:.2f} GiB (batch {s.batch_size} x "
-            f"{s.seq_len} steps x {s.hidden_size} units), over the limit of {max_bytes / 2**30:.2f} GiB: "
-            f"shorten the sequence or shrink the batch or the model; what fits: {'; '.join(fixes)}"
-        )
+        error = memory_error(
+            arch, s.batch_size, s.seq_len, s.hidden_size, s.input_size, max_bytes,
+            num_layers=s.num_layers, num_directions=2 if s.bidirectional else 1, can_raise=can_raise,
+        )  # fmt: skip
+        if error is not None:
+            raise error
 
 
 def run(settings: Settings, arch: str, **record_kwargs) -> Recording:
