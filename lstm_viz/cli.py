@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import torch
 
 from .figures import gradient_flow_figure
+from .loading import describe, load_model, load_sequence
 from .models import ARCHS
 from .prose import run_title
 from .record import DEFAULT_MAX_BYTES, Recording, record
@@ -123,7 +124,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--png", type=Path, metavar="PATH", help="gradient-flow chart, .png (needs Chrome/Chromium)"
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+    yours = parser.add_argument_group("your own model (instead of the settings above; docs/loading.md)")
+    yours.add_argument("--model", type=Path, metavar="FILE.pt", help="a torch.nn.RNN/LSTM/GRU state dict")
+    yours.add_argument("--sequence", type=Path, metavar="FILE", help=".csv (steps x features) or text")
     return parser
+
+
+def run_loaded(args: argparse.Namespace, argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
+    """--model and --sequence: record the loaded model on the loaded sequence, print its decay rate
+    and write the same outputs; a settings flag (or --arch) given with them is an error."""
+    progress = None
+    try:
+        given = [s.flag for s in SETTINGS if getattr(args, s.name) is not None]
+        given += ["--arch"] if any(a == "--arch" or a.startswith("--arch=") for a in argv) else []
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot apply to --model: its file fixes the network and "
+                             "--sequence the input")  # fmt: skip
+        if args.model is None or args.sequence is None:
+            raise UsageError(
+                "--model and --sequence go together: --model FILE.pt --sequence FILE.csv|FILE.txt"
+            )
+        check_outputs(args)
+        loaded = load_model(args.model)
+        x = load_sequence(args.sequence, loaded)
+        progress = Progress(
+            1 + sum(p is not None for p in (args.out, args.html, args.png)), stderr, args.quiet
+        )
+        progress.step(f"recording {args.model.name}")
+        rec = record(loaded.module, x, max_bytes=int(args.max_memory_gb * 1024**3), label=args.model.stem,
+                     progress=progress.within, meta={"model": describe(loaded)})  # fmt: skip
+        # write_outputs titles charts with the settings; a loaded model's title names its files instead
+        written = write_outputs(
+            argparse.Namespace(**vars(args) | {"html": None, "png": None}), [rec], None, progress
+        )
+        title = f"{args.model.name} ({describe(loaded)}) on {args.sequence.name}, T = {rec.seq_len} steps"
+        fig = gradient_flow_figure([rec], decay_fits([rec])).update_layout(title=title, margin=dict(t=70))
+        for path in (args.html, args.png):
+            if path is not None:
+                progress.step(f"writing {path}")
+                if path is args.html:
+                    fig.write_html(path, include_plotlyjs=True, full_html=True)
+                else:
+                    fig.write_image(path, **PNG_SIZE)
+                written.append(str(path))
+        progress.close()
+    except (UsageError, ValueError, OSError) as exc:
+        if progress is not None and progress.tty and not progress.quiet:
+            stderr.write("\n")
+        print(f"lstm-viz: error: {_one_line(exc)}", file=stderr)
+        return 1 if isinstance(exc, OSError) else 2
+    print(title, file=stdout)
+    print(summary_text([rec]), file=stdout)
+    for item in written:
+        print(f"wrote {item}", file=stdout)
+    return 0
 
 
 def settings_from(args: argparse.Namespace, archs: Sequence[str]) -> Settings:
@@ -274,6 +328,8 @@ def main(
     progress = None
     try:
         args = build_parser().parse_args(argv)
+        if args.model is not None or args.sequence is not None:
+            return run_loaded(args, argv, stdout, stderr)
         archs = list(dict.fromkeys(args.arch))  # keep order, drop repeats
         settings = settings_from(args, archs)
         check_outputs(args)
