@@ -7,7 +7,10 @@ streamlit.
 
 from . import analysis, figures, prose, tables
 from .analysis import DecayFit, decay_fit, gate_stats, recurrent_spectral_radii
+from .charlm import CharLM, CharLMConfig, CharLMTrainer, load_charlm, next_char_grad_output, shipped_models
+from .corpus import VOCAB, Corpus, UnitMatch, Vocabulary, find_units, load_corpus, text_features
 from .inputs import INPUTS, make_input
+from .loading import MAX_MODEL_BYTES, LoadedModel, load_csv, load_model, load_sequence, load_text
 from .models import ARCHS, INITS, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
 from .settings import SETTINGS, Setting, Settings
@@ -40,4 +43,23 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "train",
+    "CharLM",
+    "CharLMConfig",
+    "CharLMTrainer",
+    "load_charlm",
+    "next_char_grad_output",
+    "shipped_models",
+    "VOCAB",
+    "Corpus",
+    "UnitMatch",
+    "Vocabulary",
+    "find_units",
+    "load_corpus",
+    "text_features",
+    "MAX_MODEL_BYTES",
+    "LoadedModel",
+    "load_csv",
+    "load_model",
+    "load_sequence",
+    "load_text",
 ]
