@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from .analysis import KEEP_GATE  # the gate that decides how much of the past survives
 from .checks import check_int
+from .loading import model_from_dict
 from .models import ARCHS, INITS, RecurrentModel, build_model
 from .record import Recording, record
 from .tasks import check_lag, get_task, make_batch
@@ -409,34 +410,11 @@ def record_trained(checkpoint: Mapping, *, batch_size: int = 8, seed: int = 0) -
     sequence entering at the last step through its readout."""
     config = checkpoint["config"]
     task = get_task(config["task"])
-    model = model_from_state_dict(checkpoint["recurrent"], checkpoint.get("nonlinearity", "tanh"))
-    readout = nn.Linear(model.hidden_size, task.output_size)
-    readout.load_state_dict(checkpoint["readout"])
+    loaded = model_from_dict(checkpoint)  # the one state-dict-to-model path (lstm_viz.loading)
     x, y = make_batch(task.name, batch_size, config["lag"], seed=seed)
-    grad_output = task_grad_output(task.name, readout, model.fused(), x, y)
+    grad_output = task_grad_output(task.name, loaded.readout, loaded.module, x, y)
     label = f"{checkpoint['label']}, trained {checkpoint['step']} steps"
-    return record(model, x, grad_output=grad_output, label=label, meta={"task": task.name, **config})
-
-
-def model_from_state_dict(
-    state_dict: Mapping[str, torch.Tensor], nonlinearity: str = "tanh"
-) -> RecurrentModel:
-    """An instrumented lstm_viz model holding a one-layer RNN/LSTM/GRU state dict (arch from its shapes)."""
-    keys = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}
-    if set(state_dict) != keys:
-        raise ValueError(
-            f"expected a one-layer recurrent state dict with keys {sorted(keys)}, got {sorted(state_dict)}"
-        )
-    rows, hidden = state_dict["weight_hh_l0"].shape
-    arch = {1: "rnn", 3: "gru", 4: "lstm"}.get(rows // hidden if rows % hidden == 0 else 0)
-    if arch is None:
-        raise ValueError(
-            f"weight_hh_l0 must be (k*H, H) with k = 1 (RNN), 3 (GRU) or 4 (LSTM), got {(rows, hidden)}"
-        )
-    kwargs = {"nonlinearity": nonlinearity} if arch == "rnn" else {}
-    model = build_model(arch, state_dict["weight_ih_l0"].shape[1], hidden, **kwargs)
-    model.load_state_dict(state_dict)
-    return model
+    return record(loaded.module, x, grad_output=grad_output, label=label, meta={"task": task.name, **config})
 
 
 def train(
