@@ -11,10 +11,11 @@ from .charlm import CharLM, CharLMConfig, CharLMTrainer, load_charlm, next_char_
 from .corpus import VOCAB, Corpus, UnitMatch, Vocabulary, find_units, load_corpus, text_features
 from .inputs import INPUTS, make_input
 from .loading import MAX_MODEL_BYTES, LoadedModel, load_csv, load_model, load_sequence, load_text
-from .models import ARCHS, INITS, build_model
+from .models import ARCHS, INITS, MAX_LAYERS, StackedModel, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, estimate_bytes, record
 from .settings import SETTINGS, Setting, Settings
 from .tasks import TASKS, make_batch
+from .theory import jacobian_singular_values, lyapunov_exponents
 from .training import TrainConfig, Trainer, train
 
 __all__ = [
@@ -35,6 +36,10 @@ __all__ = [
     "Setting",
     "Settings",
     "build_model",
+    "MAX_LAYERS",
+    "StackedModel",
+    "jacobian_singular_values",
+    "lyapunov_exponents",
     "estimate_bytes",
     "make_input",
     "record",
