@@ -8,6 +8,7 @@ streamlit.
 from . import analysis, figures, prose, tables
 from .analysis import DecayFit, decay_fit, gate_stats, recurrent_spectral_radii
 from .charlm import CharLM, CharLMConfig, CharLMTrainer, load_charlm, next_char_grad_output, shipped_models
+from .connectivity import connectivity
 from .corpus import VOCAB, Corpus, UnitMatch, Vocabulary, find_units, load_corpus, text_features
 from .inputs import INPUTS, make_input
 from .loading import MAX_MODEL_BYTES, LoadedModel, load_csv, load_model, load_sequence, load_text
@@ -36,6 +37,7 @@ __all__ = [
     "Setting",
     "Settings",
     "build_model",
+    "connectivity",
     "MAX_LAYERS",
     "StackedModel",
     "jacobian_singular_values",
