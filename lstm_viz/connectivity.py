@@ -119,11 +119,15 @@ def _sweep(model, fwd: Forward, carry, mix, mix_x, progress) -> np.ndarray:
     T, B, H = fwd.hidden.shape
     w_hh, w_ih = model.weight_hh_l0.detach(), model.weight_ih_l0.detach()
     dtype = w_hh.dtype
+    # RNN and LSTM: one product with [W_hh | W_ih] gives dh_{t-1} and dx_t at once (a separate
+    # (rows, G*H) x (G*H, I) product is skinny and costs almost as much as the W_hh one)
+    both = torch.cat([w_hh, w_ih], dim=1) if fwd.arch != "gru" else None
     dh = torch.zeros(T, B, H, dtype=dtype)
     dc = torch.zeros(T, B, H, dtype=dtype) if fwd.arch == "lstm" else None
     scale = np.zeros((T, B))
     out = np.full((T, T, B), -np.inf)
     forget = fwd.gates.get("forget")
+    buffer = torch.empty(T, B, 4, H, dtype=dtype) if fwd.arch == "lstm" else None
     u = 1 / math.sqrt(H)
     total, reported = T * (T + 1) / 2, 0.0
     for t in range(T - 1, -1, -1):
@@ -136,7 +140,7 @@ def _sweep(model, fwd: Forward, carry, mix, mix_x, progress) -> np.ndarray:
                 c.mul_(forget[t + 1])  # dc_{t+1} f_{t+1}; row t is still 0
             c.addcmul_(a, carry[t])
             blocks = mix[t].view(B, 4, H)
-            mixed = torch.empty(n, B, 4, H, dtype=dtype)
+            mixed = buffer[:n]
             torch.mul(c.unsqueeze(2), blocks[:, :3], out=mixed[:, :, :3])
             torch.mul(a, blocks[:, 3], out=mixed[:, :, 3])
             mixed_x = mixed = mixed.view(n * B, 4 * H)
@@ -146,10 +150,13 @@ def _sweep(model, fwd: Forward, carry, mix, mix_x, progress) -> np.ndarray:
             repeated = a.repeat(1, 1, 3)
             mixed = (repeated * mix[t]).view(n * B, 3 * H)
             mixed_x = (repeated * mix_x[t]).view(n * B, 3 * H)
-        grad_x = (mixed_x @ w_ih).view(n, B, -1).numpy()
-        out[t:, t] = log10_norm(grad_x) + scale[t:]
+        if both is not None:
+            product = mixed @ both
+            new, grad_x = product[:, :H].view(n, B, H), product[:, H:].view(n, B, -1)
+        else:
+            new, grad_x = (mixed @ w_hh).view(n, B, H), (mixed_x @ w_ih).view(n, B, -1)
+        out[t:, t] = log10_norm(grad_x.numpy()) + scale[t:]
         if t > 0:
-            new = (mixed @ w_hh).view(n, B, H)
             if fwd.arch == "gru":
                 new.addcmul_(a, carry[t])
             peak = new.abs().amax(dim=-1)
