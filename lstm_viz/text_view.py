@@ -87,7 +87,7 @@ def legend_html(vmin: float, vmax: float, scale: str, label: str, ends: tuple[st
         '<div class="lv-legend" style="display:flex;flex-wrap:wrap;align-items:center;gap:6px;'
         'font-size:0.85rem;margin:0 0 6px 0">'
         f"<span>{html.escape(label)}</span><span>{html.escape(left)}</span>"
-        f'<span style="display:inline-block;width:140px;height:12px;border:1px solid #ccc;'
+        f'<span style="display:inline-block;width:100px;height:12px;border:1px solid #ccc;'
         f'background:linear-gradient(to right, {stops})"></span>'
         f"<span>{html.escape(right)}</span></div>"
     )

@@ -48,6 +48,10 @@ except ValueError as err:
     st.error(f"This passage cannot be recorded: {err}. Try a shorter passage or another start.")
     st.stop()
 
+matches = find_units(recording_activations(rec), text_features(text), k=3)
+if not {"text_unit", "text_quantity"} & (set(st.session_state) | set(st.query_params)):
+    show_unit(*next(((f[0].quantity, f[0].unit) for f in matches.values() if f), ("hidden", 0)))
+
 st.subheader("Colour the text by one unit", anchor=False)
 q_col, u_col = st.columns(2)
 quantity = ui.choice(q_col, "select", "Colour by", tv.quantities(rec), key="text_quantity")
@@ -59,12 +63,14 @@ st.html(tv.text_html(text, values, vmin=vmin, vmax=vmax, scale=scale, offset=sta
 st.caption(
     "Each character's background is the unit's value right after reading it (blue low, red high; gates "
     "from white, shut, to blue, open). Hover a character for its value. A unit that tracks something "
-    "changes colour where the text does: at quotes, brackets, line breaks."
+    "changes colour where the text does: at quotes, brackets, line breaks. It starts on the unit that "
+    "tracks string literals best (see the unit finder below)."
 )
 
 st.subheader("Unit finder", anchor=False)
-matches = find_units(recording_activations(rec), text_features(text), k=3)
-st.dataframe(tv.unit_table(matches), hide_index=True)
+table = tv.unit_table(matches)
+st.dataframe(table, hide_index=True, height=36 * (len(table) + 1) + 3,
+             column_config={"r": st.column_config.NumberColumn(format="%+.2f")})  # fmt: skip
 st.caption("Units whose activation correlates most with each feature of the passage (Pearson r; a "
            "negative r tracks it just as well). Click one to colour the text by it.")  # fmt: skip
 buttons = st.container(horizontal=True)

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from lstm_viz import figures, prose, tables
-from lstm_viz.inputs import MAX_SEQ_LEN
+from lstm_viz.inputs import INPUTS, MAX_SEQ_LEN
 from lstm_viz.loading import MAX_MODEL_BYTES, MAX_SEQUENCE_BYTES, record_files
 
 st.set_page_config(page_title="Your model · lstm-viz", page_icon=ui.ICON, layout="wide")
@@ -17,7 +17,15 @@ st.markdown(
     "Architecture and sizes are read from the weights. The file is read with "
     "`torch.load(weights_only=True)`: a file that asks to run code is refused before any of it runs."
 )
-settings = ui.settings_sidebar("yours")
+ui.nav()
+st.sidebar.header("Generated input")
+st.sidebar.caption("Used when no sequence is uploaded; the model file fixes everything else.")
+input_kind = ui.choice(st.sidebar, "select", "Input", {k: k for k in INPUTS}, key="yours_input")
+seq_len = st.sidebar.number_input(
+    "Sequence length", 1, MAX_SEQ_LEN, 300, key="yours_seq_len", bind="query-params"
+)
+batch_size = st.sidebar.number_input("Batch of sequences", 1, 64, 1, key="yours_batch", bind="query-params")
+seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="yours_seed", bind="query-params")
 
 
 @st.cache_data(max_entries=8, show_spinner="Recording your model...")
@@ -30,7 +38,7 @@ model_file = c1.file_uploader("Model (.pt or .pth)", type=["pt", "pth"], key="yo
 sequence_file = c2.file_uploader(
     "Sequence (.csv, or .txt for a char model); optional", type=["csv", "txt"], key="yours_sequence",
     help="CSV: one row per step, one column per input feature. Text: one step per character. Without "
-    "one, the input is generated from the sidebar's Input, Batch, Sequence length and Seed.",
+    "one, the input is generated from the sidebar's settings.",
 )  # fmt: skip
 st.caption(
     f"Limits: model files up to {MAX_MODEL_BYTES // 1024**2} MiB, sequences up to "
@@ -41,7 +49,7 @@ if model_file is None:
     st.info("Upload a model to start, for example the Training lab's **LSTM (.pt)** download.")
     st.stop()
 kind = None if sequence_file is None else "csv" if sequence_file.name.lower().endswith(".csv") else "text"
-generate = (settings.input_kind, settings.batch_size, settings.seq_len, settings.seed)
+generate = (input_kind, int(batch_size), int(seq_len), int(seed))
 label = model_file.name.rsplit(".", 1)[0]
 try:
     sequence = None if sequence_file is None else sequence_file.getvalue()
@@ -49,9 +57,10 @@ try:
 except ValueError as err:
     st.error(str(err), icon=":material/block:")
     st.stop()
-generated = f"{settings.batch_size} × {settings.seq_len} steps; the sidebar's model settings do not apply"
 source = (
-    f"**{sequence_file.name}**" if sequence_file else f"a generated {settings.input_kind} input ({generated})"
+    f"**{sequence_file.name}**"
+    if sequence_file
+    else f"a generated {input_kind} input, {batch_size} × {seq_len} steps"
 )
 st.success(f"**{model_file.name}**: {about}. Input: {source}.", icon=":material/check:")
 

@@ -32,12 +32,13 @@ def test_text_is_coloured_and_the_finder_recolours():
     at = run_page()
     unit_view, rnn_view, lstm_view = views(at)
     assert len(COLOURED.findall(unit_view)) == 100  # every character of the passage
-    assert "LSTM unit 0, cell state c" in unit_view
-    assert not at.dataframe[0].value.empty
+    first = at.dataframe[0].value.iloc[0]  # the page opens on the finder's first unit
+    assert f"LSTM unit {first['unit']}, {first['quantity']}" in unit_view
     finder = [b for b in at.button if b.key.startswith("text_find_")]
-    assert finder, "no unit-finder buttons"
-    quantity, unit = re.search(r": (\w+) (\d+) \(r =", finder[0].label).groups()
-    finder[0].click().run()
+    found = [re.search(r": (\w+) (\d+) \(r =", b.label).groups() for b in finder]
+    k = next(k for k, (quantity, unit) in enumerate(found) if int(unit) != first["unit"])
+    quantity, unit = found[k]
+    finder[k].click().run()
     assert not at.exception
     assert (at.session_state["text_quantity"], at.session_state["text_unit"]) == (quantity, int(unit))
     assert views(at)[0] != unit_view
@@ -62,4 +63,7 @@ def test_position_change_redraws_the_gradient():
 def test_gru_has_no_cell():
     at = run_page(text_arch="gru")
     assert "cell" not in at.selectbox(key="text_quantity").options
-    assert "GRU unit 0, hidden state h" in views(at)[0]
+    assert "GRU unit " in views(at)[0]
+    at.selectbox(key="text_quantity").set_value("hidden").run()
+    at.number_input(key="text_unit").set_value(5).run()
+    assert "GRU unit 5, hidden state h" in views(at)[0]

@@ -15,7 +15,7 @@ from lstm_viz.charlm import shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
-SMALL = {"seq_len": "20", "batch_size": "1"}
+SMALL = {"yours_seq_len": "20"}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def test_training_lab_download_loads_back(lab, arch):
     at = run_page((f"{arch}.pt", lab.model_bytes(arch)))
     assert not at.error, [e.value for e in at.error]
     assert f"{arch.upper()}" in at.success[0].value and "2 inputs, 4 units" in at.success[0].value
+    assert "a generated gaussian input, 1 × 20 steps" in at.success[0].value  # the sidebar's length
     gates = {"rnn": 0, "lstm": 4, "gru": 3}[arch]
     assert len(charts(at)) == 1 + gates + (arch == "lstm") + 1  # flow, gates, cell, hidden
 
