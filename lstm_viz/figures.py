@@ -53,6 +53,58 @@ QUANTITY_RANGES = {
 }
 
 
+# log10 of the smallest normal float: below it a float loses digits (subnormal) and soon
+# underflows to 0, so autograd in that precision returns an exact 0 for such gradients.
+FLOORS = {
+    "float32": math.log10(float(np.finfo(np.float32).tiny)),  # -37.93 (1.18e-38)
+    "float64": math.log10(float(np.finfo(np.float64).tiny)),  # -307.65 (2.23e-308)
+}
+_SMALLEST_SUBNORMAL = {"float32": "1.4e-45", "float64": "4.9e-324"}
+
+
+def floors_in_view(y_min: float) -> list[str]:
+    """The floors ("float32", "float64") at or above y_min less a margin of max(10, 25% of
+    |y_min|) decades: near enough to the data to be worth drawing, never stretching the axis
+    by hundreds of decades for a run that stays far above them."""
+    margin = max(10.0, 0.25 * abs(y_min))
+    return [name for name, level in FLOORS.items() if level >= y_min - margin]
+
+
+def floor_lines(
+    fig: go.Figure, y_min: float, *, x_range: tuple[float, float] | None = None, row=None, col=None
+) -> go.Figure:
+    """Add the float32 / float64 floors that floors_in_view(y_min) picks as dotted grey
+    horizontal lines, with a legend entry and a hover note; returns fig.
+
+    x_range defaults to the x extent of the traces already in fig (0..1 when there are none).
+    """
+    if x_range is None:
+        xs = [float(v) for trace in fig.data if getattr(trace, "x", None) is not None for v in trace.x]
+        x_range = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    kw = {} if row is None else {"row": row, "col": col}
+    for name in floors_in_view(y_min):
+        level = FLOORS[name]
+        note = (
+            f"{name} floor: 10^{level:.1f} = {10**level:.3g}, the smallest normal {name}. Below this "
+            f"PyTorch's own autograd in {name} loses digits and returns exactly 0 "
+            f"(below {_SMALLEST_SUBNORMAL[name]}); lstm-viz keeps the scale in log space"
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=list(x_range),
+                y=[level, level],
+                mode="lines",
+                line=dict(color="grey", width=1, dash="dot"),
+                name=f"{name} floor ({10**level:.2g}): autograd returns 0 below",
+                legendgroup="floors",
+                hovertemplate=note + "<extra></extra>",
+                meta={"floor": name},
+            ),
+            **kw,
+        )
+    return fig
+
+
 def decimate(values: np.ndarray, max_len: int, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Means over blocks of consecutive entries along `axis`, so at most `max_len` remain.
 
@@ -228,8 +280,6 @@ def gradient_flow_figure(
                 )
             )
     if recordings:
-        from .theory_figures import floor_lines  # the floors live with the theory figures
-
         floor_lines(fig, lowest, x_range=(0, recordings[0].seq_len - 1))
     if annotate and recordings:
         last = recordings[0].seq_len - 1

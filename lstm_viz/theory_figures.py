@@ -12,17 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .analysis import decay_fit, median_curve
-from .figures import ARCH_COLORS, MAX_LINE_POINTS, decimate
+from .figures import ARCH_COLORS, MAX_LINE_POINTS, decimate, floor_lines
 from .record import Recording
 from .theory import Estimate, bound_curve
 
-# log10 of the smallest normal float: below it a float loses digits (subnormal) and soon
-# underflows to 0, so autograd in that precision returns an exact 0 for such gradients.
-FLOORS = {
-    "float32": math.log10(float(np.finfo(np.float32).tiny)),  # -37.93 (1.18e-38)
-    "float64": math.log10(float(np.finfo(np.float64).tiny)),  # -307.65 (2.23e-308)
-}
-_SMALLEST_SUBNORMAL = {"float32": "1.4e-45", "float64": "4.9e-324"}
 _LINE_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
 # Tableau 10 orange, purple, teal, brown, yellow: apart from the architecture colours.
 _ESTIMATE_COLORS = ("#F28E2B", "#B07AA1", "#76B7B2", "#9C755F", "#EDC948")
@@ -31,49 +24,6 @@ X_TITLE = "t (step)"
 BOUND_NAME = "Pascanu et al. bound"  # theory.estimates' name for it
 # Below the axis title at any width (a phone's legend wraps onto many rows): at the figure's bottom edge.
 LEGEND_BELOW = dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0)
-
-
-def floors_in_view(y_min: float) -> list[str]:
-    """The floors ("float32", "float64") at or above y_min less a margin of max(10, 25% of
-    |y_min|) decades: near enough to the data to be worth drawing, never stretching the axis
-    by hundreds of decades for a run that stays far above them."""
-    margin = max(10.0, 0.25 * abs(y_min))
-    return [name for name, level in FLOORS.items() if level >= y_min - margin]
-
-
-def floor_lines(
-    fig: go.Figure, y_min: float, *, x_range: tuple[float, float] | None = None, row=None, col=None
-) -> go.Figure:
-    """Add the float32 / float64 floors that floors_in_view(y_min) picks as dotted grey
-    horizontal lines, with a legend entry and a hover note; returns fig.
-
-    x_range defaults to the x extent of the traces already in fig (0..1 when there are none).
-    """
-    if x_range is None:
-        xs = [float(v) for trace in fig.data if getattr(trace, "x", None) is not None for v in trace.x]
-        x_range = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    kw = {} if row is None else {"row": row, "col": col}
-    for name in floors_in_view(y_min):
-        level = FLOORS[name]
-        note = (
-            f"{name} floor: 10^{level:.1f} = {10**level:.3g}, the smallest normal {name}. Below this "
-            f"PyTorch's own autograd in {name} loses digits and returns exactly 0 "
-            f"(below {_SMALLEST_SUBNORMAL[name]}); lstm-viz keeps the scale in log space"
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=list(x_range),
-                y=[level, level],
-                mode="lines",
-                line=dict(color="grey", width=1, dash="dot"),
-                name=f"{name} floor ({10**level:.2g}): autograd returns 0 below",
-                legendgroup="floors",
-                hovertemplate=note + "<extra></extra>",
-                meta={"floor": name},
-            ),
-            **kw,
-        )
-    return fig
 
 
 def _anchored(t_last: float, y_last: float, decades_per_step: float) -> tuple[list[float], list[float]]:

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .analysis import batch_percentile
-from .figures import ARCH_COLORS, EXTRA_COLORS, MAX_LINE_POINTS, band, block_size, decimate
+from .figures import ARCH_COLORS, EXTRA_COLORS, MAX_LINE_POINTS, band, block_size, decimate, floor_lines
 from .tasks import get_task
 from .training import GATE_BINS, KEEP_GATE, TrainingResult
 
@@ -177,9 +177,12 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
     band over the probe batch, one line per arch, and each arch's profile before training (dotted)."""
     fig = go.Figure()
     colors = model_colors(results)
+    lowest = 0.0
     for name, res in results.items():
         color, k = colors[name], res.snapshot_index(step)
         values = res.log10_grad_h[k]
+        if np.isfinite(values).any():
+            lowest = min(lowest, float(np.min(values[np.isfinite(values)])))
         q25, q50, q75 = (decimate(batch_percentile(values, q), MAX_LINE_POINTS)[0] for q in (25, 50, 75))
         t = decimate(values[0], MAX_LINE_POINTS)[1]
         band(fig, t, q25, q75, color, res.model)
@@ -204,6 +207,8 @@ def gradient_profile_figure(results: Mapping[str, TrainingResult], step: int) ->
                 legendgroup=res.model,
             )
         )
+    if results:
+        floor_lines(fig, lowest, x_range=(0, next(iter(results.values())).log10_grad_h.shape[-1] - 1))
     fig.update_layout(
         xaxis_title="timestep t", yaxis_title="log<sub>10</sub> ‖∂L/∂h<sub>t</sub>‖   (decades)"
     )

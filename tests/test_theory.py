@@ -13,7 +13,8 @@ import torch
 
 from lstm_viz import build_model, decay_fit, make_input, record, theory
 from lstm_viz.analysis import median_curve
-from lstm_viz.theory_figures import FLOORS, floor_lines, floors_in_view, theory_figure
+from lstm_viz.figures import FLOORS, floor_lines, floors_in_view
+from lstm_viz.theory_figures import theory_figure
 
 
 def _cell_jacobian(model, x_t, state_vector):

@@ -1,5 +1,6 @@
 """Training lab engine: it learns, records exactly the trained network, and its weights travel."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -187,6 +188,10 @@ def test_figures_show_the_recorded_numbers():
         "RNN at step 5",
         "LSTM (forget bias) at step 5",
     ]
+    assert not [tr for tr in profile.data if tr.legendgroup == "floors"]  # T = 8 stays far above them
+    deep = {k: dataclasses.replace(r, log10_grad_h=r.log10_grad_h - 40) for k, r in results.items()}
+    floors = [tr for tr in tf.gradient_profile_figure(deep, step=7).data if tr.legendgroup == "floors"]
+    assert [tr.meta["floor"] for tr in floors] == ["float32"]  # autograd's zero line, drawn near the data
     gates = tf.keep_gate_figure(results, step=10)
     assert [tr.name for tr in gates.data][0] == "LSTM (forget bias) forget gate f_t, step 10"
     loss = tf.loss_figure(results)
