@@ -20,9 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import torch
 
 from .charlm import CharLM, load_charlm, next_char_grad_output
+from .connectivity import connectivity
+from .connectivity_figures import connectivity_figure
 from .corpus import VOCAB, UnitMatch, load_corpus
 from .record import Recording, record
 
@@ -31,6 +34,8 @@ from .record import Recording, record
 MAX_PASSAGE = 500
 DEFAULT_START = 39_368  # argparse's _check_value in CPython 3.11: strings, a comment, brackets
 FALL_DECADES = 3.0  # "falls below 1e-3 of its peak"
+WINDOW = 40  # characters on each axis of the connectivity heatmap: each one still readable
+CONNECTIVITY_DECADES = 10.0  # the heatmap's colour scale, as the per-character gradient's
 FEATURE_LABELS = {
     "in_string": "inside a string literal",
     "in_comment": "inside a comment",
@@ -77,6 +82,11 @@ def _shown(char: str) -> str:
     if char == "\n":
         return "↵\n"  # the line break's own colour stays visible
     return html.escape(char)
+
+
+def tick_label(char: str) -> str:
+    """A character as an axis label: the invisible ones get a visible sign."""
+    return {" ": "␣", "\n": "↵", "\t": "⇥"}.get(char, char)
 
 
 def legend_html(vmin: float, vmax: float, scale: str, label: str, ends: tuple[str, str] | None = None) -> str:
@@ -223,3 +233,36 @@ def influence_recording(arch: str, start: int, length: int, position: int) -> Re
     ids = torch.from_numpy(VOCAB.encode(validation_text()[start : start + length + 1])).unsqueeze(0)
     x, grad_output = next_char_grad_output(model, ids, position)
     return record(model.recurrent, x, grad_output=grad_output, label=arch.upper())
+
+
+def passage_connectivity(arch: str, start: int, length: int) -> np.ndarray:
+    """(T, T) connectivity() of the shipped `arch` char model over the passage: [t_out, t_in] =
+    log10 ||d(u . h_t_out) / d x_t_in||, -inf for t_in > t_out."""
+    model = shipped_charlm(arch)
+    x = model.one_hot(torch.from_numpy(VOCAB.encode(passage(start, length))).unsqueeze(0))
+    return connectivity(model.recurrent, x)[0]
+
+
+def connectivity_text_figure(values: np.ndarray, text: str, position: int, name: str,
+                             window: int = WINDOW) -> go.Figure:  # fmt: skip
+    """connectivity_figure of the `window` characters that end at `position`, the characters on
+    both axes (rows: the output step, columns: the input character)."""
+    values = np.asarray(values)
+    if values.shape != (len(text), len(text)):
+        raise ValueError(f"values must be ({len(text)}, {len(text)}) for the text, got {values.shape}")
+    low = max(0, position - window + 1)
+    labels = [tick_label(c) for c in text[low : position + 1]]
+    fig = connectivity_figure(values[low : position + 1, low : position + 1], name)
+    ticks = dict(tickmode="array", tickvals=list(range(len(labels))), ticktext=labels, tickangle=0,
+                 tickfont=dict(family="ui-monospace, Menlo, Consolas, monospace", size=10))  # fmt: skip
+    fig.update_xaxes(title=f"input character (t = {low} to {position})", **ticks)
+    fig.update_yaxes(title="output after reading", **ticks)
+    chars = text[low : position + 1]
+    tips = [[f"input {a!r} (t = {low + j})<br>output after {b!r} (t = {low + i})"
+             for j, a in enumerate(chars)] for i, b in enumerate(chars)]  # fmt: skip
+    fig.update_layout(height=480)
+    return fig.update_traces(
+        customdata=tips,
+        zmin=fig.data[0].zmax - CONNECTIVITY_DECADES,
+        hovertemplate="%{customdata}<br>log10 norm=%{z:.2f}<extra></extra>",
+    )

@@ -29,6 +29,11 @@ def influence_recording(arch: str, start: int, length: int, position: int):
     return tv.influence_recording(arch, start, length, position)
 
 
+@st.cache_data(max_entries=16, show_spinner="Computing the connectivity...")
+def passage_connectivity(arch: str, start: int, length: int):
+    return tv.passage_connectivity(arch, start, length)
+
+
 def show_unit(quantity: str, unit: int) -> None:
     st.session_state["text_quantity"], st.session_state["text_unit"] = quantity, unit
 
@@ -102,3 +107,16 @@ for column, model in zip(st.columns(2), ["rnn", "lstm"], strict=True):
         if back is not None
         else f"{model.upper()}: the gradient stays within 10⁻³ of its peak over the whole passage."
     )
+
+st.subheader("Connectivity", anchor=False)
+for column, model in zip(st.columns(2), ["rnn", "lstm"], strict=True):
+    with column:
+        values = passage_connectivity(model, start, length)
+        fig = tv.connectivity_text_figure(values, text, position, model.upper())
+        ui.chart(fig, None, f"text_{model}_connectivity", title=f"{model.upper()} connectivity")
+st.caption(
+    f"Every earlier character at once, for the {tv.WINDOW} characters up to t′: row = the state after "
+    "reading a character, column = an input character, colour = log₁₀ ‖∂(u·h)/∂x‖ (how much that input "
+    "still moves that state; u sums the units). Read a row from the diagonal leftwards: the faster it "
+    "fades, the less of the past that state still carries."
+)

@@ -2,11 +2,14 @@
 it, moving the prediction's position redraws the per-character gradients, GRU offers no cell.
 tests/test_browser_text.py drives it in headless Chromium."""
 
+import json
 import re
 import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from lstm_viz import text_view as tv
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
@@ -46,8 +49,16 @@ def test_text_is_coloured_and_the_finder_recolours():
     assert (rnn_view, lstm_view) == tuple(views(at)[1:])  # the gradient view stays
 
 
+def connectivity_ticks(at: AppTest) -> list[list[str]]:
+    """The input characters on each connectivity heatmap's x axis."""
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return [spec["layout"]["xaxis"]["ticktext"] for spec in specs]
+
+
 def test_position_change_redraws_the_gradient():
     at = run_page()
+    passage = tv.passage(tv.DEFAULT_START, 100)
+    assert connectivity_ticks(at) == [[tv.tick_label(c) for c in passage[100 - tv.WINDOW :]]] * 2
     before = views(at)[1:]
     assert all("outline" in html for html in before)
     assert all(html.count('style="color:#999"') == 0 for html in before)  # t' is the last character
@@ -57,7 +68,8 @@ def test_position_change_redraws_the_gradient():
     for html_before, html_after in zip(before, after, strict=True):
         assert html_after != html_before
         assert html_after.count('style="color:#999"') == 59  # characters after t' = 40 are grey
-    assert "falls below 10⁻³ of its peak" in at.caption[-2].value  # the RNN forgets within 100
+    assert connectivity_ticks(at) == [[tv.tick_label(c) for c in passage[1:41]]] * 2  # t' = 40 ends it
+    assert "falls below 10⁻³ of its peak" in at.caption[-3].value  # the RNN forgets within 100
 
 
 def test_gru_has_no_cell():

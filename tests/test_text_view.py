@@ -111,3 +111,27 @@ def test_passage_recording_unit_values():
     with pytest.raises(ValueError, match="unit must be between 0 and 127"):
         tv.unit_values(rec, "cell", 128)
     assert "cell" not in tv.quantities(tv.passage_recording("gru", tv.DEFAULT_START, 60))
+
+
+def test_connectivity_text_figure_puts_characters_on_the_axes():
+    text = "ab c\nde"
+    with np.errstate(divide="ignore"):
+        values = np.log10(np.tril(np.arange(1.0, 50.0).reshape(7, 7)))  # -inf above the diagonal
+    fig = tv.connectivity_text_figure(values, text, position=5, name="RNN", window=4)
+    assert list(fig.layout.xaxis.ticktext) == ["␣", "c", "↵", "d"]  # characters 2 to 5
+    assert list(fig.layout.yaxis.ticktext) == ["␣", "c", "↵", "d"]
+    shown = values[2:6, 2:6]
+    np.testing.assert_array_equal(fig.data[0].z, np.where(np.isfinite(shown), shown, np.nan))  # future blank
+    assert fig.data[0].customdata[3][1] == "input 'c' (t = 3)<br>output after 'd' (t = 5)"
+    assert fig.data[0].zmax - fig.data[0].zmin == tv.CONNECTIVITY_DECADES
+    with pytest.raises(ValueError, match=r"values must be \(7, 7\)"):
+        tv.connectivity_text_figure(values[:3, :3], text, 2, "RNN")
+
+
+def test_passage_connectivity_rows_are_the_per_character_gradients():
+    """Row t_out of connectivity() is record()'s log10 ||d(u . h_t_out)/dx_t|| on the prefix."""
+    values = tv.passage_connectivity("lstm", tv.DEFAULT_START, 30)
+    model = tv.shipped_charlm("lstm")
+    x = model.one_hot(torch.from_numpy(tv.VOCAB.encode(tv.passage(tv.DEFAULT_START, 30))).unsqueeze(0))
+    np.testing.assert_allclose(values[19, :20], record(model.recurrent, x[:, :20]).log10_grad_x[0], atol=1e-6)
+    assert np.isneginf(values[19, 20:]).all()
