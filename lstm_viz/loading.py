@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import torch
 from torch import nn
 
+from .connectivity import connectivity
 from .corpus import Vocabulary
 from .inputs import MAX_SEQ_LEN, make_input
 from .models import GATE_COUNT, MAX_LAYERS
@@ -389,6 +391,24 @@ def describe(model: LoadedModel) -> str:
     return ", ".join(parts)
 
 
+def model_and_input(
+    model: Source,
+    sequence: Source | None = None,
+    *,
+    kind: str | None = None,
+    generate: tuple[str, int, int, int] | None = None,
+) -> tuple[LoadedModel, torch.Tensor]:
+    """(LoadedModel, x) of a model file and a sequence file, or, without one, a generated input:
+    generate = (input kind, batch_size, seq_len, seed) for inputs.make_input at the model's input_size."""
+    loaded = load_model(model)
+    if sequence is not None:
+        return loaded, load_sequence(sequence, loaded, kind)
+    if generate is None:
+        raise ValueError("give a sequence file, or generate=(input kind, batch_size, seq_len, seed)")
+    input_kind, batch_size, seq_len, seed = generate
+    return loaded, make_input(input_kind, batch_size, seq_len, loaded.input_size, seed=seed)
+
+
 def record_files(
     model: Source,
     sequence: Source | None = None,
@@ -397,17 +417,22 @@ def record_files(
     generate: tuple[str, int, int, int] | None = None,
     label: str = "",
 ) -> tuple[Recording, str]:
-    """(Recording, describe(model)) of a model file run on a sequence file, or, without one, on a
-    generated input: generate = (input kind, batch_size, seq_len, seed) for inputs.make_input at
-    the model's input_size. The loss is record()'s default (norm 1 into the final state). Every
-    problem with the files or the run is a ValueError that says what is wrong."""
-    loaded = load_model(model)
-    if sequence is not None:
-        x = load_sequence(sequence, loaded, kind)
-    elif generate is not None:
-        input_kind, batch_size, seq_len, seed = generate
-        x = make_input(input_kind, batch_size, seq_len, loaded.input_size, seed=seed)
-    else:
-        raise ValueError("give a sequence file, or generate=(input kind, batch_size, seq_len, seed)")
+    """(Recording, describe(model)) of a model file run on a sequence (see model_and_input). The
+    loss is record()'s default (norm 1 into the final state). Every problem with the files or the
+    run is a ValueError that says what is wrong."""
+    loaded, x = model_and_input(model, sequence, kind=kind, generate=generate)
     rec = record(loaded.module, x, label=label or loaded.arch.upper(), meta={"model": describe(loaded)})
     return rec, describe(loaded)
+
+
+def connectivity_files(
+    model: Source,
+    sequence: Source | None = None,
+    *,
+    kind: str | None = None,
+    generate: tuple[str, int, int, int] | None = None,
+) -> np.ndarray:
+    """(B, T, T) connectivity() of a model file on a sequence (see model_and_input); ValueError for
+    deep or bidirectional models and sequences over connectivity's 2,000 steps."""
+    loaded, x = model_and_input(model, sequence, kind=kind, generate=generate)
+    return connectivity(loaded.module, x)

@@ -5,8 +5,9 @@ import streamlit as st
 
 import ui
 from lstm_viz import figures, prose, tables
+from lstm_viz.connectivity_figures import connectivity_figure
 from lstm_viz.inputs import INPUTS, MAX_SEQ_LEN
-from lstm_viz.loading import MAX_MODEL_BYTES, MAX_SEQUENCE_BYTES, record_files
+from lstm_viz.loading import MAX_MODEL_BYTES, MAX_SEQUENCE_BYTES, connectivity_files, record_files
 
 st.set_page_config(page_title="Your model · lstm-viz", page_icon=ui.ICON, layout="wide")
 st.title("Your own model")
@@ -31,6 +32,11 @@ seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="yours_seed", bind="
 @st.cache_data(max_entries=8, show_spinner="Recording your model...")
 def recording(model: bytes, sequence: bytes | None, kind: str | None, generate: tuple, label: str):
     return record_files(model, sequence, kind=kind, generate=generate, label=label)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the connectivity...")
+def connectivity_of(model: bytes, sequence: bytes | None, kind: str | None, generate: tuple):
+    return connectivity_files(model, sequence, kind=kind, generate=generate)
 
 
 c1, c2 = st.columns(2)
@@ -73,6 +79,15 @@ ui.chart(
 )
 if rec.num_layers * rec.num_directions > 1:
     ui.chart(figures.layer_time_figure(rec), prose.LAYER_TIME_CAPTION, "yours_layers")
+
+st.subheader("Connectivity", anchor=False)
+try:
+    values = connectivity_of(model_file.getvalue(), sequence, kind, generate)
+    ui.chart(connectivity_figure(values, label), "How much every input step still moves every later state: "
+             "row = the state's step, column = the input's step; a row fades leftwards as it forgets.",
+             "yours_connectivity")  # fmt: skip
+except ValueError as err:
+    st.info(f"No connectivity for this run: {err}", icon=":material/info:")
 
 st.subheader("Gates and states", anchor=False)
 part = rec

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lstm_viz.inputs import make_input
-from lstm_viz.loading import describe, load_model, record_files
+from lstm_viz.loading import connectivity_files, describe, load_model, record_files
 from lstm_viz.record import record
 
 
@@ -53,3 +53,17 @@ def test_describe_names_direction_nonlinearity_and_readout():
     assert describe(load_model(buffer.getvalue())) == (
         "RNN (relu), 1 layer, bidirectional, 1 input, 2 units, readout to 5 outputs"
     )
+
+
+def test_connectivity_files_rows_are_record_on_the_prefix():
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        rnn = torch.nn.RNN(2, 3, batch_first=True)
+    values = connectivity_files(saved(rnn), generate=("gaussian", 1, 9, 2))
+    x = make_input("gaussian", 1, 9, 2, seed=2)
+    np.testing.assert_allclose(values[0, 5, :6], record(rnn, x[:, :6]).log10_grad_x[0], atol=1e-6)
+
+
+def test_connectivity_files_refuses_deep_models(gru):
+    with pytest.raises(ValueError, match="one-layer, one-direction"):
+        connectivity_files(saved(gru), generate=("gaussian", 1, 5, 0))

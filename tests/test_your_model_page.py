@@ -56,7 +56,7 @@ def test_training_lab_download_loads_back(lab, arch):
     assert f"{arch.upper()}" in at.success[0].value and "2 inputs, 4 units" in at.success[0].value
     assert "a generated gaussian input, 1 × 20 steps" in at.success[0].value  # the sidebar's length
     gates = {"rnn": 0, "lstm": 4, "gru": 3}[arch]
-    assert len(charts(at)) == 1 + gates + (arch == "lstm") + 1  # flow, gates, cell, hidden
+    assert len(charts(at)) == 2 + gates + (arch == "lstm") + 1  # flow, connectivity, gates, cell, hidden
 
 
 def test_deep_bidirectional_module_with_a_csv_sequence():
@@ -71,6 +71,7 @@ def test_deep_bidirectional_module_with_a_csv_sequence():
     assert "2 layers, bidirectional, 3 inputs, 5 units" in at.success[0].value
     assert "steps.csv" in at.success[0].value
     assert len(charts(at)) == 2 + 6  # flow, layer x time, 4 gates + cell + hidden of one layer
+    assert "connectivity covers one-layer, one-direction models" in at.info[0].value
     layer = at.selectbox(key="yours_layer")
     assert layer.options == ["layer 2 (top) →", "layer 2 (top) ←", "layer 1 →", "layer 1 ←"]
     layer.set_value("1b").run()
