@@ -54,6 +54,7 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/5_Phase_diagram.py", "Phase diagram", ":material/blur_on:"),
     ("pages/7_Text.py", "Real text", ":material/text_fields:"),
     ("pages/8_Your_model.py", "Your model", ":material/upload_file:"),
+    ("pages/9_Connectivity.py", "Connectivity", ":material/grid_view:"),
 )
 # The settings sync with the URL by hand rather than with bind="query-params": Streamlit drops
 # bound parameters when the user switches pages, and a bound widget then falls back to its default.

@@ -1,0 +1,65 @@
+"""Connectivity: how far back each output still listens (the T x T input-output gradient map)."""
+
+from dataclasses import asdict
+
+import streamlit as st
+
+import ui
+from lstm_viz import connectivity
+from lstm_viz.connectivity import MAX_SEQ_LEN
+from lstm_viz.connectivity_figures import connectivity_figure
+from lstm_viz.settings import Settings, model_and_input
+
+st.set_page_config(page_title="Connectivity · lstm-viz", page_icon=ui.ICON, layout="wide")
+st.title("Connectivity: how far back each output still listens")
+st.markdown(
+    "For every output step and every earlier input step: how much does that input still move that "
+    "output? Each cell is log<sub>10</sub> ‖∂(u·y<sub>t_out</sub>)/∂x<sub>t_in</sub>‖, exact however "
+    "small (one backward sweep over all output steps at once), for the RNN and the LSTM on the same input.",
+    unsafe_allow_html=True,
+)
+ARCHS = {"rnn": "RNN", "lstm": "LSTM"}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_connectivity(arch: str, settings: dict):
+    """lstm_viz.connectivity on the seeded model and input these plain settings describe. The bar is
+    made here, not passed in: Streamlit replays a cached function's elements on a hit (made, filled,
+    emptied), and an element from outside would be looked for in a session that no longer has it."""
+    model, x = model_and_input(Settings(**settings), arch)
+    text = f"Computing the {ARCHS[arch]}'s connectivity..."
+    bar = st.progress(0.0, text=text)
+    values = connectivity(model, x, progress=lambda f: bar.progress(f, text=text))
+    bar.empty()
+    return values
+
+
+settings = ui.settings_sidebar("connectivity")
+if settings.seq_len > MAX_SEQ_LEN:
+    st.info(
+        f"Connectivity covers at most {MAX_SEQ_LEN:,} steps (its map is T x T), got "
+        f"T = {settings.seq_len:,}: set a shorter sequence length in the sidebar."
+    )
+    st.stop()
+if settings.num_layers > 1 or settings.bidirectional:
+    st.info(
+        "Connectivity covers one-layer, one-direction models so far: set Layers to 1 and switch "
+        "Bidirectional off in the sidebar."
+    )
+    st.stop()
+
+try:
+    values = {arch: cached_connectivity(arch, asdict(settings)) for arch in ARCHS}
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+
+for column, arch in zip(st.columns(2), ARCHS, strict=True):
+    with column:
+        fig = connectivity_figure(values[arch], settings.label(arch))
+        st.plotly_chart(fig, width="stretch", config=ui.PLOTLY_CONFIG, key=f"connectivity_{arch}_chart")
+st.caption(
+    "Rows: the output step; columns: the input step; colour: log10 of how much that input still moves "
+    "that output (blank: the future). The diagonal is “now”: the RNN's colour fades within a few steps "
+    "left of it, the chrono LSTM's (sidebar: Open the cell path) does not."
+)
