@@ -60,6 +60,6 @@ for column, arch in zip(st.columns(2), ARCHS, strict=True):
         st.plotly_chart(fig, width="stretch", config=ui.PLOTLY_CONFIG, key=f"connectivity_{arch}_chart")
 st.caption(
     "Rows: the output step; columns: the input step; colour: log10 of how much that input still moves "
-    "that output (blank: the future). The diagonal is “now”: the RNN's colour fades within a few steps "
+    "that output (blank: the future). The diagonal is “now”: the RNN's colour fades within a few dozen steps "
     "left of it, the chrono LSTM's (sidebar: Open the cell path) does not."
 )
