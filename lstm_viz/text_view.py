@@ -29,8 +29,8 @@ from .connectivity_figures import connectivity_figure
 from .corpus import VOCAB, UnitMatch, load_corpus
 from .record import Recording, record
 
-# The shipped LSTM's counting cells reach |c| ~ 330 after about 750 characters, where tanh'(c)
-# leaves float64's range and record() refuses (docs/charlm.md): 500 records on every passage tried.
+# About a screenful: every character readable, connectivity (T x T) quick. record() itself takes
+# longer passages (docs/charlm.md, "How long a passage record() can take").
 MAX_PASSAGE = 500
 DEFAULT_START = 39_368  # argparse's _check_value in CPython 3.11: strings, a comment, brackets
 FALL_DECADES = 3.0  # "falls below 1e-3 of its peak"

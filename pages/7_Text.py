@@ -13,8 +13,8 @@ st.markdown(
     "Three small char-level language models (RNN, LSTM, GRU, 128 units, shipped with lstm-viz) were "
     "trained to predict the next character of Python's standard-library source. Here they read a "
     "passage of its validation text, which they never trained on. Passages stop at "
-    f"{tv.MAX_PASSAGE} characters: the LSTM's counting cells grow with every character, and after about "
-    "750 their tanh′ falls below what float64 can hold, so the exact gradient cannot be recorded."
+    f"{tv.MAX_PASSAGE} characters, about a screenful: every character stays readable and the "
+    "connectivity map, which grows with the square of the length, stays quick."
 )
 ui.nav()
 
