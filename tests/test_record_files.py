@@ -64,6 +64,6 @@ def test_connectivity_files_rows_are_record_on_the_prefix():
     np.testing.assert_allclose(values[0, 5, :6], record(rnn, x[:, :6]).log10_grad_x[0], atol=1e-6)
 
 
-def test_connectivity_files_refuses_deep_models(gru):
-    with pytest.raises(ValueError, match="one-layer, one-direction"):
-        connectivity_files(saved(gru), generate=("gaussian", 1, 5, 0))
+def test_connectivity_files_refuses_what_connectivity_refuses(gru):
+    with pytest.raises(ValueError, match="connectivity covers at most 2,000 steps"):
+        connectivity_files(saved(torch.nn.RNN(1, 2, batch_first=True)), generate=("gaussian", 1, 2001, 0))
