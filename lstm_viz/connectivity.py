@@ -18,22 +18,36 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .passes import FloatRangeError, Forward, log10_norm, one_thread
-from .record import DEFAULT_MAX_BYTES, _as_model, _beyond_float64, _check_input, estimate_bytes
+from .passes import FloatRangeError, Forward, _log_sum, log10_norm, one_thread, peak_normalised
+from .record import DEFAULT_MAX_BYTES, _as_model, _beyond_float64, _check_input, _depth, estimate_bytes
 
 MAX_SEQ_LEN = 2000
+_BLOCK_BYTES = 512 * 2**20  # per block of output positions: their input gradients at every step
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def connectivity_bytes(
-    arch: str, batch_size: int, seq_len: int, hidden_size: int, input_size: int, dtype=torch.float32
+    arch: str,
+    batch_size: int,
+    seq_len: int,
+    hidden_size: int,
+    input_size: int,
+    dtype=torch.float32,
+    num_layers: int = 1,
+    num_directions: int = 1,
 ) -> int:
     """Upper estimate of the memory connectivity() needs, in bytes: record()'s forward pass and
     factors, the batch of T adjoints per sample (their products with W_hh at one step), and the
-    (B, T, T) float64 result with its float64 working copy."""
+    (B, T, T) float64 result with its float64 working copy. Deep or bidirectional: every layer's
+    forward pass and factors, and one block of output positions' input gradients (_BLOCK_BYTES)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
-    adjoints = batch_size * seq_len * hidden_size * (3 * _GATES[arch] + 4) * itemsize
     result = 2 * 8 * batch_size * seq_len * seq_len
+    if num_layers * num_directions > 1:
+        held = estimate_bytes(
+            arch, batch_size, seq_len, hidden_size, input_size, dtype, num_layers, num_directions
+        )
+        return held + 2 * _BLOCK_BYTES + result
+    adjoints = batch_size * seq_len * hidden_size * (3 * _GATES[arch] + 4) * itemsize
     return estimate_bytes(arch, batch_size, seq_len, hidden_size, input_size, dtype) + adjoints + result
 
 
@@ -44,27 +58,24 @@ def connectivity(
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """(B, T, T) float64: [b, t_out, t_in] = log10 ||d(u . y_{t_out}) / d x_{t_in}||, u = 1/sqrt(H) per
-    unit; -inf for t_in > t_out (the future cannot move the past) and wherever no path carries any
-    gradient (an exactly zero derivative, e.g. through relu units that are off).
+    """(B, T, T) float64: [b, t_out, t_in] = log10 ||d(u . y_{t_out}) / d x_{t_in}||, y the top layer's
+    output (both directions concatenated), u = 1/sqrt(D*H) per unit; -inf wherever no path carries
+    any gradient: t_in > t_out for a one-direction model (the future cannot move the past), and
+    exactly zero derivatives (e.g. through relu units that are off).
 
-    model: a one-layer, one-direction model from build_model, or a one-layer torch.nn.RNN/LSTM/GRU
-    with biases. x: (B, T, I), T at most MAX_SEQ_LEN (2,000). Refuses (ValueError) deep or
-    bidirectional models, longer sequences and runs whose connectivity_bytes exceed max_bytes.
-    progress, if given, is called with the fraction done (0 to 1) as the sweep goes.
+    model: from build_model (any depth, either direction), or a torch.nn.RNN/LSTM/GRU with biases
+    (1 to 4 layers). x: (B, T, I), T at most MAX_SEQ_LEN (2,000). Refuses (ValueError) longer
+    sequences and runs whose connectivity_bytes exceed max_bytes. progress, if given, is called
+    with the fraction done (0 to 1) as the sweep goes.
     """
     model = _as_model(model)
-    if getattr(model, "num_layers", 1) != 1 or getattr(model, "num_directions", 1) != 1:
-        raise ValueError(
-            "connectivity covers one-layer, one-direction models so far, got "
-            f"{model.num_layers} layers and {model.num_directions} directions: pass model.layer(0, 0), "
-            "a one-layer model, or use record() for deep and bidirectional networks"
-        )
     given = x
     x, _ = _check_input(model, given, None)
     B, T, _ = x.shape
     if T > MAX_SEQ_LEN:
-        need = connectivity_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype)
+        need = connectivity_bytes(
+            model.arch, B, T, model.hidden_size, model.input_size, x.dtype, *_depth(model)
+        )
         raise ValueError(
             f"connectivity covers at most {MAX_SEQ_LEN:,} steps (its result alone is T x T per sample), "
             f"got {T:,} (about {need / 2**30:.2f} GiB): shorten the sequence"
@@ -86,7 +97,7 @@ def connectivity(
 
 def _check_memory(model, x: torch.Tensor, max_bytes: int, note: str = "") -> None:
     B, T, _ = x.shape
-    need = connectivity_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype)
+    need = connectivity_bytes(model.arch, B, T, model.hidden_size, model.input_size, x.dtype, *_depth(model))
     if need > max_bytes:
         raise ValueError(
             f"this connectivity run needs about {need / 2**30:.2f} GiB{note} (batch {B} x {T} x {T} "
@@ -98,6 +109,9 @@ def _check_memory(model, x: torch.Tensor, max_bytes: int, note: str = "") -> Non
 def _connectivity(model, x: torch.Tensor, progress) -> np.ndarray:
     """The sweep in the model's own dtype (FloatRangeError if that dtype cannot carry it)."""
     B, T, _ = x.shape
+    if _depth(model) != (1, 1):
+        with torch.no_grad(), one_thread():
+            return _stacked(model, x, progress)
     with torch.no_grad(), one_thread():
         fwd = Forward(model, x.transpose(0, 1).contiguous())
         carry, mix, mix_x = fwd.terms(0, T)  # (T, B, .) each; FloatRangeError below float32's range
@@ -173,3 +187,120 @@ def _sweep(model, fwd: Forward, carry, mix, mix_x, progress) -> np.ndarray:
                 reported = done
                 progress(done)
     return out
+
+
+def _stacked(model, x: torch.Tensor, progress) -> np.ndarray:
+    """(B, T, T) for a deep or bidirectional model. Output positions go in blocks of S; for each
+    block, every layer and direction is swept over all T steps from the top down, the S adjoints
+    side by side. The top layer's adjoint s enters at step s (u in every unit of both directions);
+    a lower layer's takes the gradient the layer above sends to its input, at every step, added at
+    the larger of the two log scales (as InjectedAdjoint does)."""
+    B, T, _ = x.shape
+    L, D, H = model.num_layers, model.num_directions, model.hidden_size
+    layers = [[model.layer(ell, d) for d in range(D)] for ell in range(L)]
+    fwds, inputs = [], x.transpose(0, 1).contiguous()
+    for row in layers:
+        fwds.append([])
+        for d, layer in enumerate(row):
+            try:
+                fwds[-1].append(Forward(layer, inputs.flip(0).contiguous() if d else inputs))
+            except FloatRangeError as error:
+                raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
+        inputs = torch.cat([f.hidden.flip(0) if d else f.hidden for d, f in enumerate(fwds[-1])], dim=-1)
+    terms = [[f.terms(0, T) for f in row] for row in fwds]  # FloatRangeError below float32's range
+    width = max(model.input_size, D * H)
+    S = int(max(1, min(T, _BLOCK_BYTES // (4 * 8 * T * B * width))))
+    result = np.empty((B, T, T))
+    for s0 in range(0, T, S):
+        rows = np.arange(s0, min(T, s0 + S))
+        upper = None  # (values (S, T, B, D*H) peak 1, log10 scale (S, T, B)), input order
+        for ell in reversed(range(L)):
+            parts = []
+            for d in range(D):
+                if upper is None:
+                    inj = None
+                else:
+                    inj = (upper[0][..., d * H : (d + 1) * H], upper[1])
+                    if d:
+                        inj = (inj[0][:, ::-1], inj[1][:, ::-1])
+                steps = T - 1 - rows if d else rows  # the top layer's entry step, own time order
+                values, scale = _block_sweep(layers[ell][d], fwds[ell][d], terms[ell][d], inj, steps, D)
+                parts.append((values[:, ::-1], scale[:, ::-1]) if d else (values, scale))
+            upper = _log_sum(parts) if D > 1 else parts[0]
+        result[:, rows] = (log10_norm(upper[0]) + upper[1]).transpose(2, 0, 1)
+        if progress is not None:
+            progress(rows[-1] / (T - 1) if T > 1 else 1.0)
+    return result
+
+
+def _block_sweep(layer, fwd: Forward, terms, injection, steps: np.ndarray, D: int):
+    """One layer and direction, own time order, for S output positions at once. injection: the
+    layer above's (values (S, T, B, H), scale (S, T, B)), or None for the top layer, where adjoint r
+    enters at steps[r] with u = 1/sqrt(D*H). Returns its input gradients peak-normalised as
+    (values (S, T, B, I) float64, log10 scale (S, T, B))."""
+    carry, mix, mix_x = terms
+    T, B, H = fwd.hidden.shape
+    S = len(steps)
+    w_hh, w_ih = layer.weight_hh_l0.detach(), layer.weight_ih_l0.detach()
+    dtype = w_hh.dtype
+    both = torch.cat([w_hh, w_ih], dim=1) if fwd.arch != "gru" else None
+    dh = torch.zeros(S, B, H, dtype=dtype)
+    dc = torch.zeros(S, B, H, dtype=dtype) if fwd.arch == "lstm" else None
+    sc = torch.full((S, B), -math.inf, dtype=torch.float64)  # nothing has entered yet
+    grads = torch.empty(S, T, B, layer.input_size, dtype=dtype)
+    scales = torch.empty(S, T, B, dtype=torch.float64)
+    forget = fwd.gates.get("forget")
+    entry = torch.from_numpy(steps)
+    if injection is None:
+        last = int(steps.max())
+        v_in = torch.full((S, B, H), 1 / math.sqrt(D * H), dtype=dtype)
+    else:
+        inj_values = torch.from_numpy(np.ascontiguousarray(injection[0])).to(dtype)
+        inj_scale = torch.from_numpy(np.ascontiguousarray(injection[1]))
+        alive = np.isfinite(injection[1]).any(axis=(0, 2)).nonzero()[0]
+        last = int(alive[-1]) if len(alive) else -1
+    grads[:, last + 1 :] = 0  # no gradient has entered after the last step anything enters at
+    scales[:, last + 1 :] = -math.inf
+    for t in range(last, -1, -1):
+        if injection is None:
+            s_in = torch.where(entry == t, 0.0, -math.inf).to(torch.float64)[:, None].expand(S, B)
+        else:
+            s_in, v_in = inj_scale[:, t], inj_values[:, t]
+        top = torch.maximum(sc, s_in)
+        known = torch.isfinite(top)
+        old = torch.where(known, torch.pow(10.0, sc - top), 0.0).nan_to_num_(0.0).to(dtype)[..., None]
+        new = torch.where(known, torch.pow(10.0, s_in - top), 0.0).nan_to_num_(0.0).to(dtype)[..., None]
+        dh = dh * old + v_in * new
+        sc = torch.where(known, top, sc)
+        if dc is not None:
+            dc = dc * old
+            if t < T - 1:
+                dc = dc * forget[t + 1]
+            dc = dc + dh * carry[t]
+            mixed = torch.cat(
+                [dc.unsqueeze(2) * mix[t].view(B, 4, H)[:, :3], (dh * mix[t][:, 3 * H :])[:, :, None]], 2
+            )
+            mixed = mixed.view(S * B, 4 * H)
+        elif fwd.arch == "rnn":
+            mixed = (dh * mix[t]).view(S * B, H)
+        else:
+            repeated = dh.repeat(1, 1, 3)
+            mixed = (repeated * mix[t]).view(S * B, 3 * H)
+            mixed_x = (repeated * mix_x[t]).view(S * B, 3 * H)
+        if both is not None:
+            product = mixed @ both
+            back, grads[:, t] = product[:, :H].view(S, B, H), product[:, H:].view(S, B, -1)
+        else:
+            back, grads[:, t] = (mixed @ w_hh).view(S, B, H), (mixed_x @ w_ih).view(S, B, -1)
+        scales[:, t] = sc
+        if fwd.arch == "gru":
+            back = back + dh * carry[t]
+        peak = back.abs().amax(dim=-1)
+        if dc is not None:
+            peak = torch.maximum(peak, dc.abs().amax(dim=-1))
+        peak = torch.where(peak > 0, peak, torch.ones((), dtype=dtype))
+        dh = back / peak[..., None]
+        if dc is not None:
+            dc = dc / peak[..., None]
+        sc = sc + peak.to(torch.float64).log10()
+    return peak_normalised(grads.numpy(), scales.numpy())

@@ -15,7 +15,8 @@ st.title("Connectivity: how far back each output still listens")
 st.markdown(
     "For every output step and every earlier input step: how much does that input still move that "
     "output? Each cell is log<sub>10</sub> ‖∂(u·y<sub>t_out</sub>)/∂x<sub>t_in</sub>‖, exact however "
-    "small (one backward sweep over all output steps at once), for the RNN and the LSTM on the same input.",
+    "small (one backward sweep over all output steps at once), for the RNN and the LSTM on the same "
+    "input; y is the top layer's output (both directions for a bidirectional model).",
     unsafe_allow_html=True,
 )
 ARCHS = {"rnn": "RNN", "lstm": "LSTM"}
@@ -41,13 +42,6 @@ if settings.seq_len > MAX_SEQ_LEN:
         f"T = {settings.seq_len:,}: set a shorter sequence length in the sidebar."
     )
     st.stop()
-if settings.num_layers > 1 or settings.bidirectional:
-    st.info(
-        "Connectivity covers one-layer, one-direction models so far: set Layers to 1 and switch "
-        "Bidirectional off in the sidebar."
-    )
-    st.stop()
-
 try:
     values = {arch: cached_connectivity(arch, asdict(settings)) for arch in ARCHS}
 except ValueError as err:
@@ -60,6 +54,6 @@ for column, arch in zip(st.columns(2), ARCHS, strict=True):
         st.plotly_chart(fig, width="stretch", config=ui.PLOTLY_CONFIG, key=f"connectivity_{arch}_chart")
 st.caption(
     "Rows: the output step; columns: the input step; colour: log10 of how much that input still moves "
-    "that output (blank: the future). The diagonal is “now”: the RNN's colour fades within a few dozen steps "
-    "left of it, the chrono LSTM's (sidebar: Open the cell path) does not."
+    "that output (blank: the future, for one direction). The diagonal is “now”: the RNN's colour fades "
+    "within a few dozen steps left of it, the chrono LSTM's (sidebar: Open the cell path) does not."
 )

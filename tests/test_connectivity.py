@@ -1,6 +1,9 @@
 """connectivity(model, x) (issue 8): against its row identity with record(), float64 autograd
-brute force through torch's own modules (one backward per output step), exactness far below
-float32's range, the float64 re-run, the refusals and the global generator."""
+brute force through torch's own modules (one backward per output step; deep and bidirectional
+too), exactness far below float32's range, the float64 re-run, the refusals and the global
+generator."""
+
+import importlib
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ from lstm_viz import build_model, connectivity, make_input, record
 from lstm_viz.connectivity import MAX_SEQ_LEN, connectivity_bytes
 
 ARCHS = ("rnn", "lstm", "gru")
+# the module, not the function of the same name that lstm_viz exports
+connectivity_module = importlib.import_module("lstm_viz.connectivity")
 
 
 def brute_force(module: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -53,6 +58,29 @@ def test_torch_modules_match_float64_autograd(arch, dtype):
     assert np.isneginf(values[:, ~lower]).all()
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, False), (1, True), (3, True)])
+def test_deep_and_bidirectional_models_match_float64_autograd(arch, num_layers, bidirectional, monkeypatch):
+    """Through every layer and both directions (y: both directions concatenated); blocks of 3
+    output positions, so the block seams are crossed too."""
+    monkeypatch.setattr(
+        connectivity_module, "_BLOCK_BYTES", 3 * 4 * 8 * 7 * 2 * (2 if bidirectional else 1) * 4
+    )
+    model = build_model(arch, 2, 4, seed=3, num_layers=num_layers, bidirectional=bidirectional)
+    x = make_input("gaussian", 2, 7, 2, seed=4)
+    truth = brute_force(model.fused(), x)
+    for given in (model, model.fused()):
+        values = connectivity(given, x)
+        finite = np.isfinite(truth)
+        assert np.array_equal(np.isfinite(values), finite)
+        np.testing.assert_allclose(values[finite], truth[finite], atol=1e-5)
+    if not bidirectional:
+        assert not finite[:, np.triu(np.ones((7, 7), dtype=bool), 1)].any()
+        np.testing.assert_allclose(values[:, 4, :5], record(model, x[:, :5]).log10_grad_x, atol=1e-5)
+    else:
+        assert finite.all()  # the backward direction hears the future
+
+
 def test_a_default_tanh_rnn_stays_exact_two_hundred_decades_down():
     """Entries near t_in = 0 at T = 400 are far below 1e-38: the float32 sweep carries them."""
     model = build_model("rnn", 1, 32, seed=0)
@@ -85,11 +113,12 @@ def test_refuses_long_sequences_deep_models_and_runs_over_the_memory_limit():
     with pytest.raises(ValueError, match=r"needs about .* GiB .*over the limit of"):
         connectivity(model, x, max_bytes=need - 1)
     assert connectivity(model, x, max_bytes=need).shape == (1, 50, 50)
-    deep = build_model("lstm", 1, 4, seed=0, num_layers=2)
-    with pytest.raises(ValueError, match="one-layer, one-direction"):
-        connectivity(deep, x)
-    with pytest.raises(ValueError, match="one-layer, one-direction"):
-        connectivity(torch.nn.GRU(1, 4, bidirectional=True, batch_first=True), x)
+    deep = build_model("lstm", 1, 4, seed=0, num_layers=2, bidirectional=True)
+    need = connectivity_bytes("lstm", 1, 50, 4, 1, num_layers=2, num_directions=2)
+    with pytest.raises(ValueError, match=r"needs about .* GiB .*over the limit of"):
+        connectivity(deep, x, max_bytes=need - 1)
+    with pytest.raises(ValueError, match="with biases, no projection"):
+        connectivity(torch.nn.LSTM(1, 4, proj_size=2, batch_first=True), x)
 
 
 def test_progress_rises_to_one_and_the_global_generator_is_untouched():

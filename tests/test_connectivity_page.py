@@ -98,11 +98,13 @@ def test_page_draws_the_rnn_and_lstm_maps_of_the_sidebars_models():
     assert len(again.get("plotly_chart")) == 2 and not again.get("progress")
 
 
-@pytest.mark.parametrize(
-    ("params", "says"),
-    [({"seq_len": "2500"}, "at most 2,000 steps"), ({"num_layers": "2"}, "one-layer, one-direction")],
-)
-def test_page_refuses_what_connectivity_does_not_cover(params, says):
-    at = run_page(**params)
+def test_page_draws_deep_bidirectional_maps_and_refuses_sequences_over_the_limit():
+    at = run_page(num_layers="2", bidirectional="true")
+    settings = Settings(**complete({"seq_len": 12, "hidden_size": 4, "input_size": 2, "num_layers": 2,
+                                    "bidirectional": True}))  # fmt: skip
+    model, x = model_and_input(settings, "lstm")
+    z = as_array(heatmap(json.loads(at.get("plotly_chart")[1].proto.spec))["z"])
+    assert np.isfinite(z).all() and np.allclose(z, connectivity(model, x)[0])  # both directions: no blank
+    at = run_page(seq_len="2500")
     assert not at.get("plotly_chart")
-    assert says in " ".join(info.value for info in at.info)
+    assert "at most 2,000 steps" in " ".join(info.value for info in at.info)
