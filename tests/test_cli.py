@@ -81,7 +81,9 @@ def test_tiny_run_writes_csv_and_parquet_with_the_tidy_columns(tmp_path):
         assert frame.groupby("arch").size().to_dict() == expected
         assert frame["value"].notna().all()
         assert set(frame["t"]) == set(range(T)) and set(frame["sample"]) == {0, 1}
-    pd.testing.assert_series_equal(from_csv["value"], from_parquet["value"], check_exact=False, rtol=1e-12)
+    # Two runs: PyTorch's fused float32 forward may round differently when torch's global thread
+    # count differs between them (another test's trainer thread may hold it): float32 precision.
+    pd.testing.assert_series_equal(from_csv["value"], from_parquet["value"], check_exact=False, rtol=1e-5)
     assert f"wrote {csv} ({len(from_csv):,} rows)" in out
 
 
