@@ -4,7 +4,7 @@ Prints, per model, the median time of a bare fused fwd+bwd (nn.RNN / nn.LSTM, on
 output), of one record() and of one connectivity(), measured one after the other in this process,
 the ratios of connectivity() to both, and the load average at the start and end (the machine is
 shared: read the times next to it).
-Run: python benchmarks/bench_connectivity.py [--repeats N] [--seq-len T]
+Run: python benchmarks/bench_connectivity.py [--repeats N] [--seq-len T] [--deep]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ HIDDEN_SIZE, BATCH_SIZE, INPUT_SIZE = 128, 1, 8
 FLOOR_SECONDS = 3.0
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations, numba's cache, kernel selection
+def median_seconds(fn, repeats: int, warm_up: bool = True) -> float:
+    if warm_up:  # first-call allocations, numba's cache, kernel selection
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -39,9 +40,11 @@ def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def measure(arch: str, seq_len: int, repeats: int) -> tuple[float, float, float]:
+def measure(arch: str, seq_len: int, repeats: int, num_layers: int = 1, bidirectional: bool = False):
     """Median seconds of (bare fused fwd+bwd, record(), connectivity()) for one model."""
-    model = lstm_viz.build_model(arch, INPUT_SIZE, HIDDEN_SIZE, seed=0)
+    model = lstm_viz.build_model(
+        arch, INPUT_SIZE, HIDDEN_SIZE, seed=0, num_layers=num_layers, bidirectional=bidirectional
+    )
     x = lstm_viz.make_input("gaussian", BATCH_SIZE, seq_len, INPUT_SIZE, seed=0)
     fused = model.fused()
 
@@ -52,7 +55,7 @@ def measure(arch: str, seq_len: int, repeats: int) -> tuple[float, float, float]
     return (
         median_seconds(bare, repeats),
         median_seconds(lambda: lstm_viz.record(model, x), repeats),
-        median_seconds(lambda: lstm_viz.connectivity(model, x), repeats),
+        median_seconds(lambda: lstm_viz.connectivity(model, x), repeats, warm_up=num_layers == 1),
     )
 
 
@@ -60,18 +63,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seq-len", type=int, default=1000)
+    parser.add_argument(
+        "--deep", action="store_true", help="also a 2-layer bidirectional LSTM (slow: ~1 min)"
+    )
     args = parser.parse_args()
     T = args.seq_len
     print(f"torch {torch.__version__}; float32, input_size {INPUT_SIZE}; load average {load()}")
     print(
-        f"{'arch':5} {'T':>5} {'H':>4} {'B':>2} {'bare fwd+bwd':>13} {'record()':>9} "
+        f"{'model':10} {'T':>5} {'H':>4} {'B':>2} {'bare fwd+bwd':>13} {'record()':>9} "
         f"{'connectivity()':>15} {'/ bare':>7} {'/ record':>9}"
     )
-    for arch in ("rnn", "lstm"):
-        t_bare, t_record, t_conn = measure(arch, T, args.repeats)
+    runs = [("rnn", 1, False), ("lstm", 1, False)] + ([("lstm", 2, True)] if args.deep else [])
+    for arch, layers, bidirectional in runs:
+        repeats = args.repeats if layers == 1 else 1
+        t_bare, t_record, t_conn = measure(arch, T, repeats, layers, bidirectional)
         verdict = "ok" if t_conn <= FLOOR_SECONDS else f"over the {FLOOR_SECONDS:g} s floor"
+        if layers > 1:
+            verdict = f"{layers} layers x 2 directions (the floor is for one layer)"
+        name = arch if layers == 1 else f"{arch} {layers}x2"
         print(
-            f"{arch:5} {T:>5} {HIDDEN_SIZE:>4} {BATCH_SIZE:>2} {t_bare * 1e3:>10.1f} ms "
+            f"{name:10} {T:>5} {HIDDEN_SIZE:>4} {BATCH_SIZE:>2} {t_bare * 1e3:>10.1f} ms "
             f"{t_record * 1e3:>6.1f} ms {t_conn:>13.2f} s {t_conn / t_bare:>6.0f}x "
             f"{t_conn / t_record:>8.0f}x  {verdict}"
         )

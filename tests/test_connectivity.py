@@ -93,6 +93,16 @@ def test_a_default_tanh_rnn_stays_exact_two_hundred_decades_down():
     np.testing.assert_allclose(values[0, 59, :60], short[0, 59], atol=1e-3)
 
 
+def test_a_deep_rnn_stays_exact_far_below_float32s_range():
+    """Two tanh layers, T = 300: the last output's row reaches far below 1e-38 and is record()'s."""
+    model = build_model("rnn", 1, 16, seed=0, num_layers=2)
+    x = make_input("gaussian", 1, 300, 1, seed=0)
+    values = connectivity(model, x)
+    assert np.isfinite(values[0][np.tril(np.ones((300, 300), dtype=bool))]).all()
+    assert values[0, -1, 0] < -40
+    np.testing.assert_allclose(values[0, -1], record(model, x).log10_grad_x[0], atol=1e-3)
+
+
 def test_float32_overflow_runs_again_in_float64_like_record():
     """The app's IRNN at rho = 1.5 overflows float32 near t = 220; rows stay record()'s."""
     model = build_model("rnn", 2, 8, seed=0, init="identity", spectral_radius=1.5)
@@ -103,7 +113,7 @@ def test_float32_overflow_runs_again_in_float64_like_record():
     np.testing.assert_allclose(values[0, -1], rec.log10_grad_x[0], atol=1e-8)
 
 
-def test_refuses_long_sequences_deep_models_and_runs_over_the_memory_limit():
+def test_refuses_long_sequences_projections_and_runs_over_the_memory_limit():
     model = build_model("lstm", 1, 4, seed=0)
     long = make_input("gaussian", 1, MAX_SEQ_LEN + 1, 1, seed=0)
     with pytest.raises(ValueError, match=r"at most 2,000 steps.*got 2,001 \(about .* GiB\)"):
