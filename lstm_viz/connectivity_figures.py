@@ -51,7 +51,7 @@ def connectivity_figure(values: np.ndarray, name: str, *, max_points: int = MAX_
         title=dict(text=title, font=dict(size=14)),
         xaxis=dict(title="input step t_in", range=[-0.5, T - 0.5], showgrid=False, zeroline=False),
         yaxis=dict(title="output step t_out", range=[T - 0.5, -0.5], showgrid=False, zeroline=False),
-        height=520,
+        height=480,
         margin=dict(l=70, r=20, t=80, b=50),
     )
     return fig

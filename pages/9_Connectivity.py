@@ -15,8 +15,7 @@ st.title("Connectivity: how far back each output still listens")
 st.markdown(
     "For every output step and every earlier input step: how much does that input still move that "
     "output? Each cell is log<sub>10</sub> ‖∂(u·y<sub>t_out</sub>)/∂x<sub>t_in</sub>‖, exact however "
-    "small (one backward sweep over all output steps at once), for the RNN and the LSTM on the same "
-    "input; y is the top layer's output (both directions for a bidirectional model).",
+    "small, for the RNN and the LSTM on the same input (y: the top layer's output, both directions).",
     unsafe_allow_html=True,
 )
 ARCHS = {"rnn": "RNN", "lstm": "LSTM"}
