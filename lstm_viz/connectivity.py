@@ -23,6 +23,7 @@ from .record import DEFAULT_MAX_BYTES, _as_model, _beyond_float64, _check_input,
 
 MAX_SEQ_LEN = 2000
 _BLOCK_BYTES = 512 * 2**20  # per block of output positions: their input gradients at every step
+_ROW_BYTES = 4 * 8  # per output position, step and input feature: float64 gradients, a few at once
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
@@ -39,14 +40,15 @@ def connectivity_bytes(
     """Upper estimate of the memory connectivity() needs, in bytes: record()'s forward pass and
     factors, the batch of T adjoints per sample (their products with W_hh at one step), and the
     (B, T, T) float64 result with its float64 working copy. Deep or bidirectional: every layer's
-    forward pass and factors, and one block of output positions' input gradients (_BLOCK_BYTES)."""
+    forward pass and factors, and one block of output positions' input gradients (at most _BLOCK_BYTES)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     result = 2 * 8 * batch_size * seq_len * seq_len
     if num_layers * num_directions > 1:
         held = estimate_bytes(
             arch, batch_size, seq_len, hidden_size, input_size, dtype, num_layers, num_directions
         )
-        return held + 2 * _BLOCK_BYTES + result
+        per_row = _ROW_BYTES * seq_len * batch_size * max(input_size, num_directions * hidden_size)
+        return held + 2 * min(_BLOCK_BYTES, per_row * seq_len) + result
     adjoints = batch_size * seq_len * hidden_size * (3 * _GATES[arch] + 4) * itemsize
     return estimate_bytes(arch, batch_size, seq_len, hidden_size, input_size, dtype) + adjoints + result
 
@@ -209,7 +211,7 @@ def _stacked(model, x: torch.Tensor, progress) -> np.ndarray:
         inputs = torch.cat([f.hidden.flip(0) if d else f.hidden for d, f in enumerate(fwds[-1])], dim=-1)
     terms = [[f.terms(0, T) for f in row] for row in fwds]  # FloatRangeError below float32's range
     width = max(model.input_size, D * H)
-    S = int(max(1, min(T, _BLOCK_BYTES // (4 * 8 * T * B * width))))
+    S = int(max(1, min(T, _BLOCK_BYTES // (_ROW_BYTES * T * B * width))))
     result = np.empty((B, T, T))
     for s0 in range(0, T, S):
         rows = np.arange(s0, min(T, s0 + S))

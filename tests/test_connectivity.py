@@ -125,8 +125,10 @@ def test_refuses_long_sequences_projections_and_runs_over_the_memory_limit():
     assert connectivity(model, x, max_bytes=need).shape == (1, 50, 50)
     deep = build_model("lstm", 1, 4, seed=0, num_layers=2, bidirectional=True)
     need = connectivity_bytes("lstm", 1, 50, 4, 1, num_layers=2, num_directions=2)
+    assert need < 4 * 2**20  # a small deep run reserves no 512 MiB block of output positions
     with pytest.raises(ValueError, match=r"needs about .* GiB .*over the limit of"):
         connectivity(deep, x, max_bytes=need - 1)
+    assert connectivity(deep, x, max_bytes=need).shape == (1, 50, 50)
     with pytest.raises(ValueError, match="with biases, no projection"):
         connectivity(torch.nn.LSTM(1, 4, proj_size=2, batch_first=True), x)
 
