@@ -130,8 +130,11 @@ def test_settings_too_large_to_record_keep_the_last_run_and_its_spectra():
 # In a real browser: what AppTest cannot see (the k slider writes the URL, charts draw, phone width).
 _TRACE_LENGTHS = """() => [...document.querySelectorAll('.js-plotly-plot')]
     .map(plot => plot._fullData && plot._fullData[0] ? plot._fullData[0].x.length : null)"""
-_ALL_CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
-    .every(chart => chart.querySelector('.main-svg'))"""
+# Charts mount a moment after the script run ends: wait for all four (RNN, LSTM, two spectra), drawn.
+_ALL_CHARTS_DRAWN = """() => {
+    const charts = [...document.querySelectorAll('[data-testid=stPlotlyChart]')];
+    return charts.length >= 4 && charts.every(chart => chart.querySelector('.main-svg'));
+}"""
 
 
 @pytest.mark.browser
