@@ -18,12 +18,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .passes import FloatRangeError, Forward, _log_sum, log10_norm, one_thread, peak_normalised
+from .passes import FloatRangeError, Forward, log10_norm, one_thread
 from .record import DEFAULT_MAX_BYTES, _as_model, _beyond_float64, _check_input, _depth, estimate_bytes
 
 MAX_SEQ_LEN = 2000
 _BLOCK_BYTES = 512 * 2**20  # per block of output positions: their input gradients at every step
-_ROW_BYTES = 4 * 8  # per output position, step and input feature: float64 gradients, a few at once
+_ROW_BYTES = 4 * 8  # per output position, step and input feature: a few gradient arrays at once, rounded up
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
@@ -224,12 +224,12 @@ def _stacked(model, x: torch.Tensor, progress) -> np.ndarray:
                 else:
                     inj = (upper[0][..., d * H : (d + 1) * H], upper[1])
                     if d:
-                        inj = (inj[0][:, ::-1], inj[1][:, ::-1])
+                        inj = (inj[0].flip(1), inj[1].flip(1))
                 steps = T - 1 - rows if d else rows  # the top layer's entry step, own time order
                 values, scale = _block_sweep(layers[ell][d], fwds[ell][d], terms[ell][d], inj, steps, D)
-                parts.append((values[:, ::-1], scale[:, ::-1]) if d else (values, scale))
-            upper = _log_sum(parts) if D > 1 else parts[0]
-        result[:, rows] = (log10_norm(upper[0]) + upper[1]).transpose(2, 0, 1)
+                parts.append((values.flip(1), scale.flip(1)) if d else (values, scale))
+            upper = _sum_directions(parts)
+        result[:, rows] = (log10_norm(upper[0].numpy()) + upper[1].numpy()).transpose(2, 0, 1)
         if progress is not None:
             progress(rows[-1] / (T - 1) if T > 1 else 1.0)
     return result
@@ -239,7 +239,7 @@ def _block_sweep(layer, fwd: Forward, terms, injection, steps: np.ndarray, D: in
     """One layer and direction, own time order, for S output positions at once. injection: the
     layer above's (values (S, T, B, H), scale (S, T, B)), or None for the top layer, where adjoint r
     enters at steps[r] with u = 1/sqrt(D*H). Returns its input gradients peak-normalised as
-    (values (S, T, B, I) float64, log10 scale (S, T, B))."""
+    (values (S, T, B, I) in the model's dtype, log10 scale (S, T, B) float64)."""
     carry, mix, mix_x = terms
     T, B, H = fwd.hidden.shape
     S = len(steps)
@@ -257,9 +257,8 @@ def _block_sweep(layer, fwd: Forward, terms, injection, steps: np.ndarray, D: in
         last = int(steps.max())
         v_in = torch.full((S, B, H), 1 / math.sqrt(D * H), dtype=dtype)
     else:
-        inj_values = torch.from_numpy(np.ascontiguousarray(injection[0])).to(dtype)
-        inj_scale = torch.from_numpy(np.ascontiguousarray(injection[1]))
-        alive = np.isfinite(injection[1]).any(axis=(0, 2)).nonzero()[0]
+        inj_values, inj_scale = injection
+        alive = torch.isfinite(inj_scale).any(dim=2).any(dim=0).nonzero()[:, 0].numpy()
         last = int(alive[-1]) if len(alive) else -1
     grads[:, last + 1 :] = 0  # no gradient has entered after the last step anything enters at
     scales[:, last + 1 :] = -math.inf
@@ -305,4 +304,23 @@ def _block_sweep(layer, fwd: Forward, terms, injection, steps: np.ndarray, D: in
         if dc is not None:
             dc = dc / peak[..., None]
         sc = sc + peak.to(torch.float64).log10()
-    return peak_normalised(grads.numpy(), scales.numpy())
+    return _peak_normalised(grads, scales)
+
+
+def _peak_normalised(values: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values / their peak over the last axis, scale + log10 peak; -inf where values are 0)."""
+    peak = values.abs().amax(dim=-1)
+    values /= torch.where(peak > 0, peak, torch.ones((), dtype=peak.dtype))[..., None]
+    return values, scale + peak.to(torch.float64).log10()
+
+
+def _sum_directions(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of (peak-normalised values, log10 scale) terms at the larger scale, peak-normalised again."""
+    if len(parts) == 1:
+        return parts[0]
+    top = torch.maximum(parts[0][1], parts[1][1])
+    total = torch.zeros_like(parts[0][0])
+    for values, scale in parts:
+        weight = torch.where(torch.isneginf(scale), 0.0, torch.pow(10.0, scale - top))
+        total += values * weight.to(values.dtype)[..., None]
+    return _peak_normalised(total, torch.where(torch.isneginf(top), 0.0, top))
