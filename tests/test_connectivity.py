@@ -60,20 +60,25 @@ def test_torch_modules_match_float64_autograd(arch, dtype):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, False), (1, True), (3, True)])
-def test_deep_and_bidirectional_models_match_float64_autograd(arch, num_layers, bidirectional, monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_deep_and_bidirectional_models_match_float64_autograd(
+    arch, num_layers, bidirectional, dtype, monkeypatch
+):
     """Through every layer and both directions (y: both directions concatenated); blocks of 3
     output positions, so the block seams are crossed too."""
     monkeypatch.setattr(
         connectivity_module, "_BLOCK_BYTES", 3 * 4 * 8 * 7 * 2 * (2 if bidirectional else 1) * 4
     )
-    model = build_model(arch, 2, 4, seed=3, num_layers=num_layers, bidirectional=bidirectional)
+    model = build_model(arch, 2, 4, seed=3, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype)
     x = make_input("gaussian", 2, 7, 2, seed=4)
     truth = brute_force(model.fused(), x)
     for given in (model, model.fused()):
         values = connectivity(given, x)
         finite = np.isfinite(truth)
         assert np.array_equal(np.isfinite(values), finite)
-        np.testing.assert_allclose(values[finite], truth[finite], atol=1e-5)
+        np.testing.assert_allclose(
+            values[finite], truth[finite], atol=1e-5 if dtype == torch.float32 else 1e-10
+        )
     if not bidirectional:
         assert not finite[:, np.triu(np.ones((7, 7), dtype=bool), 1)].any()
         np.testing.assert_allclose(values[:, 4, :5], record(model, x[:, :5]).log10_grad_x, atol=1e-5)
