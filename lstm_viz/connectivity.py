@@ -53,6 +53,26 @@ def connectivity_bytes(
     return estimate_bytes(arch, batch_size, seq_len, hidden_size, input_size, dtype) + adjoints + result
 
 
+def connectivity_work(
+    arch: str,
+    batch_size: int,
+    seq_len: int,
+    hidden_size: int,
+    input_size: int,
+    num_layers: int = 1,
+    num_directions: int = 1,
+) -> float:
+    """Multiply-adds connectivity() spends in its products with [W_hh | W_ih]: T^2/2 adjoint steps
+    for one layer and direction; T^2 per layer and direction for deep or bidirectional models (every
+    block of output positions sweeps all T steps). About 3e10 a second on one core here."""
+    G, H = _GATES[arch], hidden_size
+    if num_layers * num_directions == 1:
+        return batch_size * seq_len**2 / 2 * G * H * (H + input_size)
+    upper = num_directions * H
+    per_step = G * H * (H + input_size) + (num_layers - 1) * G * H * (H + upper)
+    return batch_size * seq_len**2 * num_directions * per_step
+
+
 def connectivity(
     model,
     x,

@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from lstm_viz import connectivity
-from lstm_viz.connectivity import MAX_SEQ_LEN
+from lstm_viz.connectivity import MAX_SEQ_LEN, connectivity_work
 from lstm_viz.connectivity_figures import connectivity_figure
 from lstm_viz.settings import Settings, model_and_input
 
@@ -19,6 +19,7 @@ st.markdown(
     unsafe_allow_html=True,
 )
 ARCHS = {"rnn": "RNN", "lstm": "LSTM"}
+MAX_PAGE_WORK = 3e12  # multiply-adds, both maps: about two minutes on one core
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -39,6 +40,18 @@ if settings.seq_len > MAX_SEQ_LEN:
     st.info(
         f"Connectivity covers at most {MAX_SEQ_LEN:,} steps (its map is T x T), got "
         f"T = {settings.seq_len:,}: set a shorter sequence length in the sidebar."
+    )
+    st.stop()
+work = sum(
+    connectivity_work(a, settings.batch_size, settings.seq_len, settings.hidden_size, settings.input_size,
+                      settings.num_layers, 2 if settings.bidirectional else 1)
+    for a in ARCHS
+)  # fmt: skip
+if work > MAX_PAGE_WORK:
+    st.info(
+        f"These settings would take about {work / 2.5e10 / 60:.0f} minutes on one core (the map costs "
+        "T² steps back per layer and direction): shorten the sequence, or use fewer units, layers or "
+        "sequences in the batch."
     )
     st.stop()
 try:

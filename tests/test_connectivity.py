@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lstm_viz import build_model, connectivity, make_input, record
-from lstm_viz.connectivity import MAX_SEQ_LEN, connectivity_bytes
+from lstm_viz.connectivity import MAX_SEQ_LEN, connectivity_bytes, connectivity_work
 
 ARCHS = ("rnn", "lstm", "gru")
 # the module, not the function of the same name that lstm_viz exports
@@ -136,6 +136,14 @@ def test_refuses_long_sequences_projections_and_runs_over_the_memory_limit():
     assert connectivity(deep, x, max_bytes=need).shape == (1, 50, 50)
     with pytest.raises(ValueError, match="with biases, no projection"):
         connectivity(torch.nn.LSTM(1, 4, proj_size=2, batch_first=True), x)
+
+
+def test_work_counts_the_adjoint_steps_of_each_path():
+    one = connectivity_work("lstm", 1, 100, 8, 2)
+    assert one == 100**2 / 2 * 4 * 8 * (8 + 2)  # T^2/2 steps back, each one (4H) x (H + I) product
+    assert connectivity_work("lstm", 3, 100, 8, 2) == 3 * one
+    assert connectivity_work("lstm", 1, 100, 8, 2, num_directions=2) == 4 * one  # all T steps, twice
+    assert connectivity_work("rnn", 1, 100, 8, 2, num_layers=2) == 100**2 * (8 * 10 + 8 * 16)  # T^2 a layer
 
 
 def test_progress_rises_to_one_and_the_global_generator_is_untouched():

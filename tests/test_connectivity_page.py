@@ -98,7 +98,7 @@ def test_page_draws_the_rnn_and_lstm_maps_of_the_sidebars_models():
     assert len(again.get("plotly_chart")) == 2 and not again.get("progress")
 
 
-def test_page_draws_deep_bidirectional_maps_and_refuses_sequences_over_the_limit():
+def test_page_draws_deep_bidirectional_maps_and_refuses_runs_over_the_limits():
     at = run_page(num_layers="2", bidirectional="true")
     settings = Settings(**complete({"seq_len": 12, "hidden_size": 4, "input_size": 2, "num_layers": 2,
                                     "bidirectional": True}))  # fmt: skip
@@ -108,3 +108,6 @@ def test_page_draws_deep_bidirectional_maps_and_refuses_sequences_over_the_limit
     at = run_page(seq_len="2500")
     assert not at.get("plotly_chart")
     assert "at most 2,000 steps" in " ".join(info.value for info in at.info)
+    at = run_page(seq_len="2000", hidden_size="512", num_layers="4", bidirectional="true")
+    assert not at.get("plotly_chart")  # refused before anything runs: it would take hours
+    assert "minutes on one core" in " ".join(info.value for info in at.info)
