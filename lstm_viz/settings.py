@@ -240,7 +240,8 @@ def to_query(values: Mapping[str, object]) -> dict[str, str]:
             continue
         others = {k: v for k, v in full.items() if k != s.name}
         if complete(others)[s.name] != full[s.name]:
-            out[s.name] = str(full[s.name])
+            value = full[s.name]
+            out[s.name] = str(value).lower() if isinstance(value, bool) else str(value)
     return out
 
 
