@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lstm_viz  # noqa: E402
+from lstm_viz.record import SPLIT_BATCH  # noqa: E402
 
 CONFIGS = [  # (arch, seq_len, hidden_size, batch_size, num_layers, bidirectional)
     ("lstm", 1000, 128, 1, 1, False),
@@ -53,7 +54,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}; bare run on {torch.get_num_threads()} threads, record() on 1; "
+        f"torch {torch.__version__}; bare run on {torch.get_num_threads()} threads, record() on 1 "
+        f"(two halves on two threads for B >= {SPLIT_BATCH}); "
         f"float32, input_size {INPUT_SIZE}"
     )
     header = f"{'arch':5} {'T':>6} {'H':>4} {'B':>3} {'L x D':>5}"

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_JIT = {"cache": True, "fastmath": {"reassoc", "contract", "arcp"}}
+# nogil: record() may run the two halves of a large batch on two threads at once.
+_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "arcp"}}
 
 
 @njit(**_JIT)

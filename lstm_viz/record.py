@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -291,7 +293,7 @@ def record(
 
     report = None if progress is None else monotone
     try:
-        return _record(model, x, grad_output, label, meta, report)
+        return _record_halves(model, x, grad_output, label, meta, report)
     except FloatRangeError as error:
         if model.weight_hh_l0.dtype == torch.float64:
             raise _beyond_float64(error, x.shape[1]) from None
@@ -304,7 +306,7 @@ def record(
     x64, grad64 = _check_input(model64, *given)
     _check_memory(model64, x64, max_bytes, note=f" in float64 ({reason})")
     try:
-        return _record(model64, x64, grad64, label, meta, report, float64_reason=reason)
+        return _record_halves(model64, x64, grad64, label, meta, report, float64_reason=reason)
     except FloatRangeError as error:
         raise _beyond_float64(error, x.shape[1]) from None
 
@@ -378,6 +380,50 @@ def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:
     )
 
 
+# Batches at least this large run as two halves on two threads, each its own forward and backward
+# pass (samples never interact, so each half's numbers are its own). Unlike threads woken at every
+# step, two independent halves cannot wait on each other when another process holds a core.
+SPLIT_BATCH = 8
+
+
+def _record_halves(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
+    """_record on the whole batch, or on its two halves at once (the second on a worker thread;
+    progress follows the first, on the calling thread, since a UI may only be updated from there)."""
+    B = x.shape[0]
+    if B < SPLIT_BATCH or (os.cpu_count() or 1) < 2 or torch.get_num_threads() < 2:
+        return _record(model, x, grad_output, label, meta, progress, float64_reason)
+    first, second = slice(0, B // 2), slice(B // 2, B)
+    with one_thread(), ThreadPoolExecutor(1) as pool:  # the outer limit outlives both inner ones
+        later = pool.submit(_record, model, x[second], grad_output[second], label, meta, None, float64_reason)
+        try:
+            head = _record(model, x[first], grad_output[first], label, meta, progress, float64_reason)
+        finally:
+            tail = later.result()  # waits for it, and raises its error if it had one
+    return _concat_batch(head, tail)
+
+
+def _concat_batch(head: Recording, tail: Recording) -> Recording:
+    """One Recording of two batches' recordings of one model (every layer and direction)."""
+
+    def join(a, b):
+        return None if a is None else np.concatenate([a, b])
+
+    layers = tuple(
+        tuple(_concat_batch(h, t) for h, t in zip(row_h, row_t, strict=True))
+        for row_h, row_t in zip(head.layers, tail.layers, strict=True)
+    )
+    return replace(
+        head,
+        log10_grad_h=join(head.log10_grad_h, tail.log10_grad_h),
+        log10_grad_c=join(head.log10_grad_c, tail.log10_grad_c),
+        log10_grad_x=join(head.log10_grad_x, tail.log10_grad_x),
+        hidden=join(head.hidden, tail.hidden),
+        cell=join(head.cell, tail.cell),
+        gates={name: join(values, tail.gates[name]) for name, values in head.gates.items()},
+        layers=layers,
+    )
+
+
 def _record(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
     """One forward and one backward pass in the model's own dtype (FloatRangeError if it cannot)."""
     common = {
@@ -433,11 +479,13 @@ def _layer_recording(model, fwd, adjoint, reverse: bool, common: dict) -> Record
     if lost is not None:
         raise FloatRangeError("underflow", len(grad_h) - 1 - lost if reverse else lost)
 
-    def batch_major(a):  # (T, B, ...) -> (B, T, ...), C-contiguous, in input order
+    def batch_major(a):  # (T, B, ...) -> (B, T, ...), in input order
         if a is None:
             return None
         a = np.swapaxes(to_numpy(a), 0, 1)
-        return np.ascontiguousarray(a[:, ::-1] if reverse else a)
+        # a view where it can be (copying every gate of a big batch cost a fifth of the run); a
+        # reverse direction is copied, so no array handed out has negative strides
+        return np.ascontiguousarray(a[:, ::-1]) if reverse else a
 
     return Recording(
         arch=model.arch,
