@@ -214,3 +214,15 @@ def lstm_steps_injected(dh, dc, scale, inj, inj_scale, sc, carry, forget, mix, w
             _matmul_into(mixed, w, dh[t - 1])
         dc_in = dc[t]
     return dc_in
+
+
+@njit(**_JIT)
+def cell_states(forget, update, cell):
+    """The LSTM's cell recurrence: cell[0] = 0, cell[t + 1] = forget[t] * cell[t] + update[t];
+    forget and update (T, B, H) (strided views are fine), cell (T + 1, B, H)."""
+    T, B, H = update.shape
+    cell[0, :, :] = 0
+    for t in range(T):
+        for b in range(B):
+            for j in range(H):
+                cell[t + 1, b, j] = forget[t, b, j] * cell[t, b, j] + update[t, b, j]

@@ -224,9 +224,11 @@ class StackedModel(nn.Module):
         dtype = self.weight_hh_l0.dtype
         cls = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[self.arch]
         kwargs = {"nonlinearity": self.nonlinearity} if self.arch == "rnn" else {}
-        one = cls(size, self.hidden_size, dtype=dtype, generator=torch.Generator(), **kwargs)
+        with torch.device("meta"):  # no storage and no random draws: the weights are copied next
+            one = cls(size, self.hidden_size, dtype=dtype, generator=torch.Generator(), **kwargs)
+        one = one.to_empty(device=self.weight_hh_l0.device)
         one.load_state_dict({f"{k}_l0": getattr(self, f"{k}{suffix}") for k in _NAMES})
-        return one.to(self.weight_hh_l0.device).train(self.training)
+        return one.train(self.training)
 
     def forward(self, x: torch.Tensor, state: None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Step every layer over x (B, T, I); returns the top layer's outputs (B, T, D*H) and the

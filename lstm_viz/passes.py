@@ -184,13 +184,10 @@ def _first_below(t0: int, factors: tuple[torch.Tensor, ...]) -> int | None:
 
 
 def _cell_states(f: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t (a numpy loop: cheaper calls)."""
+    """(T + 1, B, H): c_{-1} = 0, then c_t = f_t * c_{t-1} + update_t (a compiled loop)."""
     f_np, update_np = to_numpy(f), to_numpy(update)
-    cell = np.zeros((len(update_np) + 1, *update_np.shape[1:]), update_np.dtype)
-    rows, forget, updates = list(cell), list(f_np), list(update_np)  # views made once, not per step
-    for t in range(len(updates)):
-        np.multiply(forget[t], rows[t], out=rows[t + 1])
-        rows[t + 1] += updates[t]
+    cell = np.empty((len(update_np) + 1, *update_np.shape[1:]), update_np.dtype)
+    kernels.cell_states(f_np, update_np, cell)
     return torch.from_numpy(cell).to(update.device)
 
 
