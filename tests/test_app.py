@@ -1,6 +1,5 @@
 """AppTest of every page: runs clean, and the sliders change the data the charts draw."""
 
-import base64
 import json
 import os
 import re
@@ -9,7 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pagetest
 import pytest
+from pagetest import plotly_array
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,23 +19,12 @@ PAGES = ["app.py", "pages/1_Gates_and_cell_state.py", "pages/2_LSTM_equations.py
 SMALL = {"seq_len": "20", "hidden_size": "4"}
 
 
-def _array(value):
-    """A trace field from a Plotly JSON spec as numpy (plotly.py ships numpy arrays as base64)."""
-    if isinstance(value, dict) and "bdata" in value:
-        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        if isinstance(shape, str):
-            shape = [int(n) for n in shape.split(",")]
-        return data.reshape(shape) if shape is not None else data
-    return np.asarray(value, dtype=object)
-
-
 def charts(at: AppTest) -> list[list[dict]]:
     """Per chart on the page, per trace, its x / y / z arrays."""
     out = []
     for element in at.get("plotly_chart"):
         spec = json.loads(element.proto.spec)
-        out.append([{k: _array(tr[k]) for k in ("x", "y", "z") if k in tr} for tr in spec["data"]])
+        out.append([{k: plotly_array(tr[k]) for k in ("x", "y", "z") if k in tr} for tr in spec["data"]])
     return out
 
 
@@ -54,13 +44,7 @@ def same(a: list[list[dict]], b: list[list[dict]]) -> bool:
 
 
 def run_page(page: str, **params: str) -> AppTest:
-    at = AppTest.from_file(ROOT / page, default_timeout=60)
-    for key, value in {**SMALL, **params}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return pagetest.run_page(page, {**SMALL, **params})
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -99,7 +83,9 @@ def test_the_first_screen_shows_the_contrast_with_a_live_headline():
     assert exponents[0] < -50 and exponents[1] < -40 and exponents[2] > -10  # RNN, LSTM lose; chrono keeps
     (spec,) = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
     (chrono_h,) = [tr for tr in spec["data"] if tr.get("name", "").startswith("LSTM (chrono): ‖∂L/∂h")]
-    assert _array(chrono_h["y"])[0] == pytest.approx(exponents[2], abs=0.06)  # the headline is the chart's
+    assert plotly_array(chrono_h["y"])[0] == pytest.approx(
+        exponents[2], abs=0.06
+    )  # the headline is the chart's
     at.toggle(key="flow_open").set_value(False).run()
     assert [m.label for m in at.metric] == ["RNN", "LSTM"]
     # with chrono chosen in the sidebar there is nothing to add
@@ -244,7 +230,7 @@ def test_gates_page_sorts_units_and_traces_picked_ones():
     assert at.query_params["gates_sort"] == "forget"  # links carry ids
     specs = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
     (forget,) = [s for s in specs if "forget gate" in s["layout"].get("title", {}).get("text", "")]
-    forget_sorted = _array(forget["data"][0]["z"])
+    forget_sorted = plotly_array(forget["data"][0]["z"])
     assert forget["layout"]["yaxis"]["title"]["text"] == "rank by mean forget gate"
     means = forget_sorted.mean(axis=1)
     assert np.all(np.diff(means) <= 1e-6)  # highest mean forget gate on top

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pagetest
 import pytest
+from pagetest import plotly_array
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import connectivity
@@ -19,16 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
 PAGE = ROOT / "pages/9_Connectivity.py"
 SMALL = {"seq_len": "12", "hidden_size": "4", "input_size": "2"}
-
-
-def as_array(value) -> np.ndarray:
-    """A trace field from a Plotly JSON spec as numpy (plotly.py ships numpy arrays as base64)."""
-    if isinstance(value, dict) and "bdata" in value:
-        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        shape = [int(n) for n in shape.split(",")] if isinstance(shape, str) else shape
-        return data.reshape(shape) if shape is not None else data
-    return np.array(value, dtype=float)
 
 
 def heatmap(spec: dict) -> dict:
@@ -56,7 +47,7 @@ def test_block_means_average_only_the_finite_entries_of_each_square_block():
 def test_figure_decimates_long_sequences_and_says_so():
     values = lower_triangle(1000, np.random.default_rng(1))
     spec = json.loads(connectivity_figure(values[None], "RNN").to_json())
-    z = as_array(heatmap(spec)["z"])
+    z = plotly_array(heatmap(spec)["z"])
     assert z.shape == (250, 250)  # blocks of 4 x 4 steps
     assert "mean of 4 x 4 steps" in spec["layout"]["title"]["text"]
     trace = heatmap(spec)
@@ -65,20 +56,15 @@ def test_figure_decimates_long_sequences_and_says_so():
     assert spec["layout"]["yaxis"]["range"][0] > spec["layout"]["yaxis"]["range"][1]  # t = 0 on top
     short = json.loads(connectivity_figure(values[:40, :40], "LSTM").to_json())
     assert (
-        as_array(heatmap(short)["z"]).shape == (40, 40) and "mean of" not in short["layout"]["title"]["text"]
+        plotly_array(heatmap(short)["z"]).shape == (40, 40)
+        and "mean of" not in short["layout"]["title"]["text"]
     )
     with pytest.raises(ValueError, match=r"\(T, T\) or \(B, T, T\)"):
         connectivity_figure(values[:3], "RNN")
 
 
 def run_page(**params: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for key, value in {**SMALL, **params}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return pagetest.run_page("pages/9_Connectivity.py", {**SMALL, **params})
 
 
 def test_page_draws_the_rnn_and_lstm_maps_of_the_sidebars_models():
@@ -89,7 +75,7 @@ def test_page_draws_the_rnn_and_lstm_maps_of_the_sidebars_models():
     for arch, spec in zip(("rnn", "lstm"), charts, strict=True):
         model, x = model_and_input(settings, arch)
         expected = connectivity(model, x)[0]
-        z = as_array(heatmap(spec)["z"])
+        z = plotly_array(heatmap(spec)["z"])
         assert np.allclose(z, np.where(np.isinf(expected), np.nan, expected), equal_nan=True)
         assert arch.upper() in spec["layout"]["title"]["text"]
     captions = " ".join(c.value for c in at.caption)
@@ -103,7 +89,7 @@ def test_page_draws_deep_bidirectional_maps_and_refuses_runs_over_the_limits():
     settings = Settings(**complete({"seq_len": 12, "hidden_size": 4, "input_size": 2, "num_layers": 2,
                                     "bidirectional": True}))  # fmt: skip
     model, x = model_and_input(settings, "lstm")
-    z = as_array(heatmap(json.loads(at.get("plotly_chart")[1].proto.spec))["z"])
+    z = plotly_array(heatmap(json.loads(at.get("plotly_chart")[1].proto.spec))["z"])
     assert np.isfinite(z).all() and np.allclose(z, connectivity(model, x)[0])  # both directions: no blank
     at = run_page(seq_len="2500")
     assert not at.get("plotly_chart")

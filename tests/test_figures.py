@@ -1,12 +1,12 @@
 """Figures: the data in each trace is the data in the Recording, decimated only when too long."""
 
-import base64
 import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
+from pagetest import plotly_array
 
 from lstm_viz import figures
 from lstm_viz.analysis import DecayFit
@@ -205,15 +205,6 @@ def test_saturation_one_point_per_unit():
     assert points[0].marker.color == figures.ARCH_COLORS["lstm"]
 
 
-def _decoded(value) -> np.ndarray:
-    """A trace array as the browser decodes it: plain lists, or plotly's base64 typed arrays."""
-    if isinstance(value, dict) and "bdata" in value:
-        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        return data.reshape([int(n) for n in str(shape).split(",")]) if shape else data
-    return np.asarray(value, dtype=float)
-
-
 def test_figures_survive_a_json_round_trip():
     """What the browser receives is the figure: every trace's numbers come back from its JSON."""
     rec = make_recording("lstm", B=3)
@@ -228,7 +219,8 @@ def test_figures_survive_a_json_round_trip():
             for axis in ("x", "y", "z"):
                 if getattr(before, axis, None) is not None:
                     np.testing.assert_array_equal(
-                        _decoded(after[axis]).astype(float), np.asarray(getattr(before, axis), dtype=float)
+                        plotly_array(after[axis]).astype(float),
+                        np.asarray(getattr(before, axis), dtype=float),
                     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
@@ -13,7 +12,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
+import pagetest
 import pytest
+from pagetest import plotly_array
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import sweep
@@ -39,16 +40,6 @@ def rows(half_lives: dict, error_at: tuple | None = None) -> list[dict]:
     return out
 
 
-def as_array(value) -> np.ndarray:
-    """A trace field from a Plotly JSON spec as numpy (plotly.py ships numpy arrays as base64)."""
-    if isinstance(value, dict) and "bdata" in value:
-        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        shape = [int(n) for n in shape.split(",")] if isinstance(shape, str) else shape
-        return data.reshape(shape) if shape is not None else data
-    return np.array(value, dtype=float)
-
-
 def heatmap(fig) -> dict:
     return json.loads(fig.to_json())["data"][0]
 
@@ -67,7 +58,7 @@ def test_phase_figure_medians_over_seeds_on_a_log_scale():
     )
     fig = phase_figure(frame, "seq_len", "spectral_radius")
     trace = heatmap(fig)
-    z = as_array(trace["z"])  # rows: spectral radius 0.5, 1.5; columns: T = 10, 20
+    z = plotly_array(trace["z"])  # rows: spectral radius 0.5, 1.5; columns: T = 10, 20
     assert trace["x"] == ["10", "20"] and trace["y"] == ["0.5", "1.5"]
     assert z[0, 0] == pytest.approx(math.log10(2.0)) and z[0, 1] == pytest.approx(math.log10(4.0))
     assert math.isnan(z[1, 1])  # every seed failed to fit: a blank square
@@ -95,17 +86,12 @@ def test_phase_table_refuses_a_third_varying_setting():
 
 
 def run_page(**params: str) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for key, value in {**SMALL, **params}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pagetest.run_page("pages/5_Phase_diagram.py", {**SMALL, **params}, errors_allowed=True)
 
 
 def chart_z(at: AppTest) -> np.ndarray:
     (chart,) = at.get("plotly_chart")
-    return as_array(json.loads(chart.proto.spec)["data"][0]["z"])
+    return plotly_array(json.loads(chart.proto.spec)["data"][0]["z"])
 
 
 def test_page_measures_a_small_rnn_grid_live():

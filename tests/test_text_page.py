@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+import pagetest
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import text_view as tv
@@ -17,13 +18,7 @@ COLOURED = re.compile(r'<span style="background:#[0-9a-f]{6}')
 
 
 def run_page(**params: str) -> AppTest:
-    at = AppTest.from_file(ROOT / "pages/7_Text.py", default_timeout=60)
-    for key, value in {"text_len": "100", **params}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return pagetest.run_page("pages/7_Text.py", {"text_len": "100", **params})
 
 
 def views(at: AppTest) -> list[str]:

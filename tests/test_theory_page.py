@@ -2,14 +2,14 @@
 Pascanu bound sits above the data, its k slider and the sidebar change the charts, too-large runs
 are refused with the reason) and in headless Chromium (the URL, the charts as drawn, a phone)."""
 
-import base64
 import json
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
+import pagetest
 import pytest
+from pagetest import plotly_array
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import theory, theory_text
@@ -21,20 +21,7 @@ SMALL = {"seq_len": "20", "hidden_size": "4"}
 
 
 def run_page(**params: str) -> AppTest:
-    at = AppTest.from_file(ROOT / "pages/4_Theory.py", default_timeout=60)
-    for key, value in {**SMALL, **params}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def _array(value) -> np.ndarray:
-    """A trace field of a Plotly JSON spec as numpy (plotly.py ships numpy arrays as base64)."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
+    return pagetest.run_page("pages/4_Theory.py", {**SMALL, **params})
 
 
 def traces(at: AppTest) -> list[list[dict]]:
@@ -72,11 +59,11 @@ def test_k_slider_and_sidebar_change_the_charts():
     at = run_page(theory_k="3")
     assert at.slider(key="theory_k").value == 3
     before = traces(at)
-    assert [len(_array(chart[0]["x"])) for chart in before[2:]] == [3, 3]  # Lyapunov, singular values
+    assert [len(plotly_array(chart[0]["x"])) for chart in before[2:]] == [3, 3]  # Lyapunov, singular values
     at.slider(key="theory_k").set_value(2).run()
     assert not at.exception
     after = traces(at)
-    assert [len(_array(chart[0]["x"])) for chart in after[2:]] == [2, 2]
+    assert [len(plotly_array(chart[0]["x"])) for chart in after[2:]] == [2, 2]
     assert after[:2] == before[:2]  # k changes the spectra only
     at.slider(key="seq_len").set_value(30).run()
     assert not at.exception
@@ -124,7 +111,9 @@ def test_settings_too_large_to_record_keep_the_last_run_and_its_spectra():
     assert "Cannot run these settings" in at.error[0].value
     after = traces(at)
     assert len(after) == 4  # the last recordings, greyed, with their own spectra: nothing ran at 10,000 x 512
-    assert [len(_array(chart[0]["x"])) for chart in after[2:]] == [len(_array(c[0]["x"])) for c in before[2:]]
+    assert [len(plotly_array(chart[0]["x"])) for chart in after[2:]] == [
+        len(plotly_array(c[0]["x"])) for c in before[2:]
+    ]
 
 
 # In a real browser: what AppTest cannot see (the k slider writes the URL, charts draw, phone width).
