@@ -18,7 +18,6 @@ from lstm_viz.settings import Settings, complete, model_and_input
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
-PAGE = ROOT / "pages/9_Connectivity.py"
 SMALL = {"seq_len": "12", "hidden_size": "4", "input_size": "2"}
 
 

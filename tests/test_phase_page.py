@@ -23,7 +23,6 @@ from lstm_viz.sweep_figures import phase_figure, phase_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pages import ui.py, as under `streamlit run app.py`
-PAGE = ROOT / "pages/5_Phase_diagram.py"
 SMALL = {"hidden_size": "4", "input_size": "2", "phase_seq_len": "12 20", "phase_seeds": "2"}
 
 
