@@ -34,6 +34,8 @@ SHOTS = [  # (file name, path and query, heading)
     ("theory", "Theory", "Why it vanishes: theory vs measurement"),
     ("phase_diagram", "Phase_diagram", "Phase diagram"),
     ("training", "Training_lab?train_lag=30&train_hidden=32&train_steps=800", "Training lab"),
+    ("text", "Text?text_len=400", "Real text: what a char-level model remembers"),
+    ("connectivity", "Connectivity", "Connectivity: how far back each output still listens"),
 ]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 ALL_CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
