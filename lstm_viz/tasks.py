@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from . import inputs
+from .checks import check_int
 
 MAX_LAG = 10_000
 MAX_BATCH_SIZE = 4096
@@ -86,10 +87,7 @@ class Task:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch drawn from `generator`: x (B, seq_len, input_size), y as in the task's function."""
         check_lag(self, lag)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise ValueError(f"batch_size must be an integer, got {batch_size!r}")
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+        check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
         return self.generate(batch_size, lag, generator)
 
     def accuracy(self, prediction: torch.Tensor, y: torch.Tensor) -> float:
@@ -132,10 +130,7 @@ def get_task(name: str) -> Task:
 
 def check_lag(task: Task, lag: int) -> None:
     """ValueError unless lag is an integer in [task.min_lag, MAX_LAG]."""
-    if isinstance(lag, bool) or not isinstance(lag, int) or not task.min_lag <= lag <= MAX_LAG:
-        raise ValueError(
-            f"lag for {task.name!r} must be an integer between {task.min_lag} and {MAX_LAG}, got {lag!r}"
-        )
+    check_int(f"lag for {task.name!r}", lag, task.min_lag, MAX_LAG)
 
 
 def make_batch(task: str, batch_size: int, lag: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

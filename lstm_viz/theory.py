@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from .analysis import decay_fit, median_curve
+from .checks import check_int
 from .passes import one_thread
 from .record import DEFAULT_MAX_BYTES, Recording
 
@@ -207,8 +208,7 @@ def _loss_frame(B: int, n: int, H: int, k: int, seed: int) -> np.ndarray:
 
 
 def _check_k(k: int, n: int, what: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-        raise ValueError(f"k must be an integer between 1 and {n} ({what}), got {k!r}")
+    check_int(f"k ({what})", k, 1, n)
 
 
 def _per_sample(values: np.ndarray, per_sample: bool) -> np.ndarray:
