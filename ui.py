@@ -53,6 +53,7 @@ PAGES = (  # Streamlit would name the first page after its file, "app"
     ("pages/4_Theory.py", "Theory", ":material/functions:"),
     ("pages/5_Phase_diagram.py", "Phase diagram", ":material/blur_on:"),
     ("pages/7_Text.py", "Real text", ":material/text_fields:"),
+    ("pages/10_Char_model_lab.py", "Char-model lab", ":material/keyboard:"),
     ("pages/8_Your_model.py", "Your model", ":material/upload_file:"),
     ("pages/9_Connectivity.py", "Connectivity", ":material/grid_view:"),
 )
