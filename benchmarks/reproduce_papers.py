@@ -36,9 +36,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps per preset (the page's: 1500-2000)")
-    parser.add_argument(
-        "--time-limit", type=float, default=75.0, help="wall seconds per preset and seed"
-    )
+    parser.add_argument("--time-limit", type=float, default=75.0, help="wall seconds per preset and seed")
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 busy cores)")
     args = parser.parse_args()
