@@ -7,6 +7,9 @@ renormalising per block and keeping the scale in log space, so no value underflo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
 import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
@@ -387,53 +390,101 @@ class StackedPasses:
     gradient with respect to the network's input, in input order.
     """
 
-    def __init__(self, layers, x: torch.Tensor, grad_output: torch.Tensor, progress=None, forward_done=None):
+    def __init__(
+        self,
+        layers,
+        x: torch.Tensor,
+        grad_output: torch.Tensor,
+        progress=None,
+        forward_done=None,
+        two_threads: bool = False,
+    ):
         """layers[l][d]: one-layer models; x (T, B, I) time-major; grad_output (B, D*H) for the
-        top layer's final states or (T, B, D*H) for its output at every step."""
+        top layer's final states or (T, B, D*H) for its output at every step. two_threads: run a
+        layer's backward direction on a second thread beside its forward one (they never wait on
+        each other within a layer); progress is then reported from the calling thread only."""
         D, H = len(layers[0]), layers[0][0].hidden_size
         T = x.shape[0]
+        each = _on_two_threads if two_threads and D == 2 else _in_turn
         fwds, inputs = [], x
+
+        def forward(d: int, model, inputs: torch.Tensor) -> Forward:
+            try:
+                return Forward(model, inputs.flip(0).contiguous() if d else inputs)
+            except FloatRangeError as error:
+                raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
+
         for row in layers:
-            fwds.append([])
-            outputs = []
-            for d, model in enumerate(row):
-                try:
-                    fwd = Forward(model, inputs.flip(0).contiguous() if d else inputs)
-                except FloatRangeError as error:
-                    raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
-                fwds[-1].append(fwd)
-                outputs.append(fwd.hidden.flip(0) if d else fwd.hidden)
+            fwds.append(each([partial(forward, d, model, inputs) for d, model in enumerate(row)]))
+            outputs = [fwd.hidden.flip(0) if d else fwd.hidden for d, fwd in enumerate(fwds[-1])]
             inputs = torch.cat(outputs, dim=-1)
         if forward_done is not None:
             forward_done()
-        runs_total, runs_done = len(layers) * D, 0
+        runs_total = len(layers) * D
         self.runs = [[None] * D for _ in layers]
         upper = None  # the gradient with respect to the current layer's output, input order
+
+        def backward(layer: int, d: int, model, upper, part):
+            units = slice(d * H, (d + 1) * H)
+            fwd = fwds[layer][d]
+            try:
+                if upper is None and grad_output.dim() == 2:
+                    return Adjoint(model, fwd, grad_output[:, units], part)
+                if upper is None:
+                    values, scale = peak_normalised(to_numpy(grad_output[..., units]))
+                else:
+                    values, scale = peak_normalised(upper[0][..., units], upper[1])
+                if d:
+                    values, scale = values[::-1], scale[::-1]
+                return InjectedAdjoint(model, fwd, values, scale, part)
+            except FloatRangeError as error:
+                raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
+
         for layer in reversed(range(len(layers))):
-            into_input = []
+            before = (len(layers) - 1 - layer) * D  # runs done before this layer
+            jobs = []
             for d, model in enumerate(layers[layer]):
-                part = None if progress is None else (lambda f, k=runs_done: progress((k + f) / runs_total))
-                units = slice(d * H, (d + 1) * H)
-                fwd = fwds[layer][d]
-                try:
-                    if upper is None and grad_output.dim() == 2:
-                        adjoint = Adjoint(model, fwd, grad_output[:, units], part)
-                    else:
-                        if upper is None:
-                            values, scale = peak_normalised(to_numpy(grad_output[..., units]))
-                        else:
-                            values, scale = peak_normalised(upper[0][..., units], upper[1])
-                        if d:
-                            values, scale = values[::-1], scale[::-1]
-                        adjoint = InjectedAdjoint(model, fwd, values, scale, part)
-                except FloatRangeError as error:
-                    raise FloatRangeError(error.what, T - 1 - error.step if d else error.step) from None
-                runs_done += 1
-                self.runs[layer][d] = (model, fwd, adjoint)
+                part = None
+                if progress is not None and (d == 0 or each is _in_turn):
+                    share = D if each is _on_two_threads else 1  # one reporter stands for both directions
+                    part = partial(_report, progress, before + d, share, runs_total)
+                jobs.append(partial(backward, layer, d, model, upper, part))
+            adjoints = each(jobs)
+            into_input = []
+            for d, (model, adjoint) in enumerate(zip(layers[layer], adjoints, strict=True)):
+                self.runs[layer][d] = (model, fwds[layer][d], adjoint)
                 values, scale = peak_normalised(adjoint.grad_x, adjoint.scale)
                 into_input.append((values[::-1], scale[::-1]) if d else (values, scale))
             upper = _log_sum(into_input) if D > 1 else into_input[0]
         self.grad_input, self.grad_input_scale = upper
+
+
+def _report(progress, done: int, share: int, total: int, fraction: float) -> None:
+    progress((done + fraction * share) / total)
+
+
+def _in_turn(jobs) -> list:
+    """Run each job (a function of no arguments) in order; their results."""
+    return [job() for job in jobs]
+
+
+def _on_two_threads(jobs) -> list:
+    """Run two jobs at once, the second on a worker thread (with no autograd and one thread of its
+    own, as the caller has); their results, or the first job's error, else the second's."""
+
+    def second():
+        with torch.no_grad(), one_thread():
+            return jobs[1]()
+
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(second)
+        try:
+            first = jobs[0]()
+        finally:
+            other = later.result() if later.exception() is None else None
+        if later.exception() is not None:
+            raise later.exception()
+    return [first, other]
 
 
 def lost_to_underflow(fwd: Forward, grad_h: np.ndarray, grad_c, grad_x: np.ndarray) -> int | None:

@@ -394,9 +394,11 @@ def _record_halves(model, x, grad_output, label, meta, progress, float64_reason:
         return _record(model, x, grad_output, label, meta, progress, float64_reason)
     first, second = slice(0, B // 2), slice(B // 2, B)
     with one_thread(), ThreadPoolExecutor(1) as pool:  # the outer limit outlives both inner ones
-        later = pool.submit(_record, model, x[second], grad_output[second], label, meta, None, float64_reason)
+        later = pool.submit(
+            _record, model, x[second], grad_output[second], label, meta, None, float64_reason, False
+        )
         try:
-            head = _record(model, x[first], grad_output[first], label, meta, progress, float64_reason)
+            head = _record(model, x[first], grad_output[first], label, meta, progress, float64_reason, False)
         finally:
             tail = later.result()  # waits for it, and raises its error if it had one
     return _concat_batch(head, tail)
@@ -424,8 +426,14 @@ def _concat_batch(head: Recording, tail: Recording) -> Recording:
     )
 
 
-def _record(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
-    """One forward and one backward pass in the model's own dtype (FloatRangeError if it cannot)."""
+def _record(
+    model, x, grad_output, label, meta, progress, float64_reason: str = "", two_threads: bool | None = None
+) -> Recording:
+    """One forward and one backward pass in the model's own dtype (FloatRangeError if it cannot).
+    two_threads (default: when torch may use two and the machine has them): a bidirectional
+    model's two directions run side by side; the halves of a split batch pass False."""
+    if two_threads is None:
+        two_threads = (os.cpu_count() or 1) >= 2 and torch.get_num_threads() >= 2
     common = {
         "label": label,
         "meta": dict(meta or {}),
@@ -447,6 +455,7 @@ def _record(model, x, grad_output, label, meta, progress, float64_reason: str = 
             grad_output if grad_output.dim() == 2 else grad_output.transpose(0, 1),
             _backward_share(progress),
             None if progress is None else (lambda: progress(_FORWARD_SHARE)),
+            two_threads=two_threads,
         )
         recordings = tuple(
             tuple(_layer_recording(*passes.runs[ell][d], d == 1, common) for d in range(D))
