@@ -1,6 +1,7 @@
 """In a real browser: the Layers and Bidirectional controls, and the Connectivity view."""
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +28,7 @@ def test_layers_and_bidirectional_controls_redraw_with_a_heatmap_per_model(app_u
     wait_idle(page)
     page.wait_for_function(f"({CHART_COUNT})() >= 3")
     assert page.evaluate(HEATMAP_ROWS) == [4, 4]  # RNN and LSTM: 2 layers x 2 directions
-    assert page.get_by_text("RNN (2 layers, bidirectional)").first.is_visible()
+    expect(page.get_by_text("RNN (2 layers, bidirectional)").first).to_be_visible()
     assert not page.locator("[data-testid=stException]").count()
 
 

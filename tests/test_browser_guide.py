@@ -3,6 +3,7 @@
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -17,8 +18,8 @@ def test_a_lesson_link_sets_the_controls_and_the_next_step_follows(app_url, page
     query = parse_qs(urlparse(page.url).query)
     assert query["rnn_init"] == ["identity"] and query["spectral_radius"] == ["1.5"]
     assert page.get_by_role("slider", name="Spectral radius ρ of W_hh").input_value() == "1.5"
-    assert page.get_by_text("RNN (identity, ρ=1.5, relu)").first.is_visible()
-    assert page.get_by_text("explodes").first.is_visible()  # the metric card, not "falls"
+    expect(page.get_by_text("RNN (identity, ρ=1.5, relu)").first).to_be_visible()
+    expect(page.get_by_text("explodes").first).to_be_visible()  # the metric card, not "falls"
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Lessons").click()
     page.get_by_role("heading", name="Lessons: why recurrent networks forget").wait_for()
     wait_idle(page)

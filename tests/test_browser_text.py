@@ -3,6 +3,7 @@ character, and moving the prediction's slider redraws the per-character gradient
 the URL; nothing is wider than a phone."""
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 LENGTH = 120
@@ -27,7 +28,7 @@ def test_text_page_colours_and_redraws(app_url, page, wait_idle, screenshot_dir)
     page.wait_for_function("document.querySelectorAll('.lv-text').length === 3")
     coloured = page.locator(".lv-text").first.locator("pre > span[style^='background']")
     assert coloured.count() == LENGTH
-    assert page.get_by_role("link", name="Real text").count() == 1  # the sidebar links it
+    expect(page.get_by_role("link", name="Real text")).to_have_count(1)  # the sidebar links it
     before = gradient_views(page)
     assert counts(page) == [{"outlined": 1, "plain": 0}] * 2  # t' is the last character
 

@@ -15,6 +15,7 @@ import numpy as np
 import pagetest
 import pytest
 from pagetest import plotly_array
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import sweep
@@ -147,7 +148,7 @@ def test_browser_draws_the_heatmap_and_keeps_typed_values_in_the_url(app_url, pa
     page.get_by_role("heading", name="Phase diagram").wait_for()
     wait_idle(page)
     assert page.wait_for_function(Z_ROWS).json_value() == 2  # spectral radius 0.5 and 1.5
-    assert page.locator("[data-testid=stSidebar]").get_by_role("link", name="Phase diagram").count() == 1
+    expect(page.locator("[data-testid=stSidebar]").get_by_role("link", name="Phase diagram")).to_have_count(1)
 
     values = page.get_by_label("spectral_radius values")
     values.fill("0.5 1 1.5")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pagetest
 import pytest
 from pagetest import plotly_array
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from lstm_viz import theory, theory_text
@@ -133,7 +134,7 @@ def test_theory_page_in_chromium(app_url, page, wait_idle, screenshot_dir):
     page.goto(f"{app_url}/Theory?seq_len=100&hidden_size=16&theory_k=3")
     page.get_by_role("heading", name="Why it vanishes: theory vs measurement").wait_for()
     wait_idle(page)
-    assert page.locator("[data-testid=stSidebar]").get_by_role("link", name="Theory").count() == 1
+    expect(page.locator("[data-testid=stSidebar]").get_by_role("link", name="Theory")).to_have_count(1)
     height = page.evaluate("() => document.querySelector('[data-testid=stMainBlockContainer]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(height + 150, 8000)})
     page.wait_for_function(_ALL_CHARTS_DRAWN)  # charts below the fold draw only once in view
