@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_record import median_seconds  # noqa: E402  (this folder is on sys.path)
+
 import lstm_viz  # noqa: E402
 
 HIDDEN_SIZE, BATCH_SIZE, INPUT_SIZE = 128, 1, 8
 FLOOR_SECONDS = 3.0
-
-
-def median_seconds(fn, repeats: int, warm_up: bool = True) -> float:
-    if warm_up:  # first-call allocations, numba's cache, kernel selection
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def load() -> str:

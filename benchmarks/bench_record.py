@@ -33,8 +33,11 @@ CONFIGS = [  # (arch, seq_len, hidden_size, batch_size, num_layers, bidirectiona
 INPUT_SIZE = 8
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and kernel selection
+def median_seconds(fn, repeats: int, warm_up: bool = True) -> float:
+    """Median wall seconds of repeats calls of fn (after one warm-up call: first-call allocations,
+    numba's cache, kernel selection)."""
+    if warm_up:
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

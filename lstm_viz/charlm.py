@@ -35,6 +35,7 @@ from .checks import check_int
 from .corpus import VOCAB, Vocabulary, load_corpus
 from .loading import LoadedModel, Source, load_model
 from .models import ARCHS, build_model
+from .training import run_steps
 
 FORMAT = "lstm_viz.charlm/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # made by benchmarks/train_charlm.py
@@ -271,19 +272,12 @@ class CharLMTrainer:
 
     def advance(self, n: int = 1, *, seconds: float | None = None) -> int:
         """Train up to n more steps, stopping early once `seconds` have passed; returns the steps taken."""
-        taken, start = 0, time.perf_counter()
-        threads = torch.get_num_threads()
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        try:
-            while taken < n and not self.done:
-                if seconds is not None and taken and time.perf_counter() - start > seconds:
-                    break
-                self._train_step()
-                taken += 1
-        finally:
-            torch.set_num_threads(threads)
-        return taken
+
+        def step() -> bool:
+            self._train_step()
+            return True
+
+        return run_steps(step, lambda: self.done, n, seconds, self.config.threads)
 
     def _train_step(self) -> None:
         c = self.config

@@ -29,7 +29,16 @@ from .loading import describe, load_model, load_sequence
 from .models import ARCHS
 from .prose import run_title
 from .record import DEFAULT_MAX_BYTES, Recording, record
-from .settings import BY_NAME, SETTINGS, Settings, check_memory, complete, model_and_input, parse_bool
+from .settings import (
+    BY_NAME,
+    SETTINGS,
+    Settings,
+    check_memory,
+    complete,
+    for_archs,
+    model_and_input,
+    parse_bool,
+)
 from .tables import decay_fits, summary_text, tidy_frame
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -188,12 +197,8 @@ def settings_from(args: argparse.Namespace, archs: Sequence[str]) -> Settings:
     for name, value in given.items():
         setting = BY_NAME[name]
         setting.check(value)
-        needs = [f"--arch {setting.arch}"] if setting.arch else []
-        if setting.when:
-            needs.append(" or ".join(f"{BY_NAME[k].flag} {' or '.join(v)}" for k, v in setting.when.items()))
-        relevant = {k: v for k, v in values.items() if BY_NAME[k].arch in (None, *archs)}
-        if (setting.arch and setting.arch not in archs) or not setting.applies(relevant):
-            raise UsageError(f"{setting.flag} applies only with {' and '.join(needs)}")
+        if (setting.arch and setting.arch not in archs) or not setting.applies(for_archs(values, archs)):
+            raise UsageError(f"{setting.flag} applies only with {setting.requirement()}")
     return Settings(**values)
 
 

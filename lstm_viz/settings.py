@@ -111,6 +111,13 @@ class Setting:
         """Whether this setting changes anything under the other values."""
         return not self.when or any(values.get(k) in allowed for k, allowed in self.when.items())
 
+    def requirement(self) -> str:
+        """What this setting needs to act, in flags: "--arch lstm and --lstm-init forget_bias"."""
+        needs = [f"--arch {self.arch}"] if self.arch else []
+        if self.when:
+            needs.append(" or ".join(f"{BY_NAME[k].flag} {' or '.join(v)}" for k, v in self.when.items()))
+        return " and ".join(needs)
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("seq_len", int, 300, "Sequence length", "Steps T in the input sequence.",
@@ -152,6 +159,11 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 BY_NAME = {s.name: s for s in SETTINGS}
 ALIASES = {alias: s.name for s in SETTINGS for alias in s.aliases}
+
+
+def for_archs(values: Mapping[str, object], archs: Sequence[str]) -> dict:
+    """The values of the settings that act on any of archs (those of no one arch included)."""
+    return {k: v for k, v in values.items() if BY_NAME[k].arch in (None, *archs)}
 
 
 def _model_kwargs(self, arch: str) -> dict:

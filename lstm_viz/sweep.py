@@ -24,7 +24,7 @@ import pandas as pd
 from .analysis import KEEP_GATE, decay_fit, gate_stats
 from .models import ARCHS
 from .record import DEFAULT_MAX_BYTES, estimate_bytes, record
-from .settings import BY_NAME, SETTINGS, Settings, check_memory, complete, model_and_input
+from .settings import BY_NAME, SETTINGS, Settings, check_memory, complete, for_archs, model_and_input
 
 KEYS = ("arch", *(s.name for s in SETTINGS))  # what makes a cell; seed is one of the settings
 RESULTS = {  # column -> what it holds
@@ -65,7 +65,7 @@ def grid(
         for combo in itertools.product(*own.values()):
             given = base | dict(zip(own, combo, strict=True))
             values = complete(given)
-            relevant = {k: v for k, v in values.items() if BY_NAME[k].arch in (None, arch)}
+            relevant = for_archs(values, [arch])
             for s in SETTINGS:
                 if s.arch not in (None, arch) or not s.applies(relevant):
                     values[s.name] = fixed[s.name]
@@ -74,13 +74,8 @@ def grid(
             cells[(arch, *values.values())] = (arch, Settings(**values))
     idle = [BY_NAME[n] for n in axes if n not in used]
     if idle:
-        s = idle[0]
-        needs = [f"--arch {s.arch}"] if s.arch else []
-        needs += (
-            [" or ".join(f"{BY_NAME[k].flag} {' or '.join(v)}" for k, v in s.when.items())] if s.when else []
-        )
         raise ValueError(
-            f"{s.flag} acts on no cell of this sweep: it applies only with {' and '.join(needs)}"
+            f"{idle[0].flag} acts on no cell of this sweep: it applies only with {idle[0].requirement()}"
         )
     return list(cells.values())
 
@@ -92,7 +87,7 @@ def enabling(base: Mapping[str, object], names: Iterable[str], arch: str) -> dic
     for name in names:
         s = BY_NAME[name]
         values = complete({**base, **changes})
-        if s.when and not s.applies({k: v for k, v in values.items() if BY_NAME[k].arch in (None, arch)}):
+        if s.when and not s.applies(for_archs(values, [arch])):
             key, allowed = next((k, v) for k, v in s.when.items() if BY_NAME[k].arch in (None, arch))
             changes[key] = allowed[0]
     return changes
@@ -115,7 +110,7 @@ def command_line(
 ) -> str:
     """The `python -m lstm_viz sweep` command that runs grid(archs, axes, base), writing grid.parquet."""
     fixed = complete(base or {})
-    relevant = {k: v for k, v in fixed.items() if BY_NAME[k].arch in (None, *archs)}
+    relevant = for_archs(fixed, archs)
     parts = ["python -m lstm_viz sweep --arch", *archs]
     for s in SETTINGS:
         if s.name == "seed" and list(axes.get("seed", ())) == list(range(len(axes.get("seed", ())))):

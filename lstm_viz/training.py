@@ -243,22 +243,15 @@ class Trainer:
         """Train every arch for up to n more steps on the same batches, stopping early once
         `seconds` have passed (so a page can redraw), or once pause() is called (from any thread);
         returns the steps taken."""
-        taken, start = 0, time.perf_counter()
-        threads = torch.get_num_threads()
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        try:
-            while taken < n and not self.done:
-                if seconds is not None and taken and time.perf_counter() - start > seconds:
-                    break
-                with self._lock:
-                    if self.paused:
-                        break
-                    self._train_step()
-                taken += 1
-        finally:
-            torch.set_num_threads(threads)
-        return taken
+
+        def step() -> bool:
+            with self._lock:
+                if self.paused:
+                    return False
+                self._train_step()
+                return True
+
+        return run_steps(step, lambda: self.done, n, seconds, self.config.threads)
 
     def _train_step(self) -> None:
         x, y = self.task.batch(self.config.batch_size, self.config.lag, self.batches)
@@ -403,6 +396,28 @@ def task_grad_output(
             loss = F.cross_entropy(readout(last), y[:, -1], reduction="sum")
         (grad,) = torch.autograd.grad(loss, last)
     return grad
+
+
+def run_steps(
+    step: Callable[[], bool], done: Callable[[], bool], n: int, seconds: float | None, threads: int | None
+) -> int:
+    """Call step() up to n times until done(), stopping early once `seconds` have passed (so a page
+    can redraw) or when step() returns False; torch runs on `threads` threads meanwhile (None: as
+    it is). Returns the steps taken. The Training lab's and the char-model trainers' loop."""
+    taken, start = 0, time.perf_counter()
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        while taken < n and not done():
+            if seconds is not None and taken and time.perf_counter() - start > seconds:
+                break
+            if not step():
+                break
+            taken += 1
+    finally:
+        torch.set_num_threads(previous)
+    return taken
 
 
 def record_trained(checkpoint: Mapping, *, batch_size: int = 8, seed: int = 0) -> Recording:
