@@ -266,10 +266,15 @@ class Adjoint:
             kernels.gru_steps(self.dh, carry, mix, self.w_hh, t_end, t_start, t0)
         return None
 
-    def _peak(self, t_end: int, t_start: int) -> np.ndarray:
-        peak = np.abs(self.dh[t_start:t_end]).max(axis=-1)
+    def _block_peak(self, t_end: int, t_start: int) -> np.ndarray:
+        """(steps, B) peaks of what steps t_end-1 .. t_start wrote, from t = max(0, t_start - 1):
+        |dh| there and, for the LSTM, |dc| at t_start .. t_end-1. dc[t_start - 1] is not written
+        yet; reading it (np.empty's leftovers) made repeated runs differ (issue #14)."""
+        low = max(0, t_start - 1)
+        peak = np.abs(self.dh[low:t_end]).max(axis=-1)
         if self.dc is not None:
-            peak = np.maximum(peak, np.abs(self.dc[t_start:t_end]).max(axis=-1))
+            written = peak[t_start - low :]  # a view: updated in place
+            np.maximum(written, np.abs(self.dc[t_start:t_end]).max(axis=-1), out=written)
         return peak
 
     def _renormalise(self, t: int, dc_in, scale):
@@ -311,11 +316,11 @@ class Adjoint:
             chunk_end = t_end
             while t_end > chunk_start:
                 t_start = max(chunk_start, t_end - block_len)
-                alive = self._peak(t_end, t_end - 1)[0] > 0
+                alive = np.abs(self.dh[t_end - 1]).max(axis=-1) > 0
                 if dc_in is not None:
                     alive |= np.abs(dc_in).max(axis=-1) > 0
                 dc_out = self._steps(t_end, t_start, dc_in, terms, chunk_start)
-                block = self._peak(t_end, max(0, t_start - 1))
+                block = self._block_peak(t_end, t_start)
                 if (~np.isfinite(block) | (block > high) | ((block < low) & alive)).any():
                     for t in range(t_end - 1, t_start - 1, -1):  # redo, renormalising at every step
                         self.scale[t] = scale

@@ -380,28 +380,41 @@ def _beyond_float64(error: FloatRangeError, seq_len: int) -> ValueError:
     )
 
 
-# Batches at least this large run as two halves on two threads, each its own forward and backward
-# pass (samples never interact, so each half's numbers are its own). Unlike threads woken at every
-# step, two independent halves cannot wait on each other when another process holds a core.
+# Batches at least this large run as two halves, each its own forward and backward pass (samples
+# never interact, so each half's numbers are its own), on two threads where torch may use two.
+# Unlike threads woken at every step, two independent halves cannot wait on each other when
+# another process holds a core. The split depends on the batch size alone, never on the thread
+# count: the same model and input give the same bits however many threads there are (issue #14).
 SPLIT_BATCH = 8
 
 
 def _record_halves(model, x, grad_output, label, meta, progress, float64_reason: str = "") -> Recording:
-    """_record on the whole batch, or on its two halves at once (the second on a worker thread;
-    progress follows the first, on the calling thread, since a UI may only be updated from there)."""
+    """_record on the whole batch, or on its two halves (the second on a worker thread when two
+    threads are allowed, else after the first; progress follows the first, on the calling thread,
+    since a UI may only be updated from there)."""
     B = x.shape[0]
-    if B < SPLIT_BATCH or (os.cpu_count() or 1) < 2 or torch.get_num_threads() < 2:
+    if B < SPLIT_BATCH:
         return _record(model, x, grad_output, label, meta, progress, float64_reason)
-    first, second = slice(0, B // 2), slice(B // 2, B)
+    halves = [(x[cut], grad_output[cut]) for cut in (slice(0, B // 2), slice(B // 2, B))]
+    rest = (label, meta)
+    if (os.cpu_count() or 1) < 2 or torch.get_num_threads() < 2:
+        head, tail = (_record(model, *half, *rest, _half(progress, k), float64_reason, False)
+                      for k, half in enumerate(halves))  # fmt: skip
+        return _concat_batch(head, tail)
     with one_thread(), ThreadPoolExecutor(1) as pool:  # the outer limit outlives both inner ones
-        later = pool.submit(
-            _record, model, x[second], grad_output[second], label, meta, None, float64_reason, False
-        )
+        later = pool.submit(_record, model, *halves[1], *rest, None, float64_reason, False)
         try:
-            head = _record(model, x[first], grad_output[first], label, meta, progress, float64_reason, False)
+            head = _record(model, *halves[0], *rest, progress, float64_reason, False)
         finally:
             tail = later.result()  # waits for it, and raises its error if it had one
     return _concat_batch(head, tail)
+
+
+def _half(progress, which: int):
+    """progress of one half run after the other: the first half covers 0 to 0.5, the second the rest."""
+    if progress is None:
+        return None
+    return lambda fraction: progress((which + fraction) / 2)
 
 
 def _concat_batch(head: Recording, tail: Recording) -> Recording:
