@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus()
-    base = CharLMConfig(hidden_size=args.hidden_size, steps=args.steps, seed=args.seed, threads=args.threads)
+    base = CharLMConfig(hidden_size=args.hidden_size, steps=args.steps, seed=args.seed)
 
     print(
         f"# char-level LMs on the stdlib corpus of Python {corpus.python_version}: "

@@ -57,7 +57,6 @@ class CharLMConfig:
     clip: float | None = 1.0  # max global gradient norm; None: no clipping
     seed: int = 0
     eval_every: int = 250  # steps between scores of the validation probe
-    threads: int | None = 1  # torch threads while training
 
     def check(self) -> None:
         """ValueError naming the first bad setting and what is allowed."""
@@ -169,9 +168,8 @@ def bits_per_char(model: CharLM, data: torch.Tensor, chunk_len: int = 1000) -> f
     """Mean -log2 p(next character) over data (S, L) int64: each row a stream read from a fresh
     state, its first character given, every later one predicted."""
     total, count, state = 0.0, 0, None
-    training, threads = model.training, torch.get_num_threads()
+    training = model.training
     model.eval()
-    torch.set_num_threads(1)  # small per-step products: a second thread costs more than it gains
     try:
         for start in range(0, data.shape[1] - 1, chunk_len):
             chunk = data[:, start : start + chunk_len + 1]
@@ -180,7 +178,6 @@ def bits_per_char(model: CharLM, data: torch.Tensor, chunk_len: int = 1000) -> f
             count += chunk[:, 1:].numel()
     finally:
         model.train(training)
-        torch.set_num_threads(threads)
     return total / count / math.log(2)
 
 
@@ -277,7 +274,7 @@ class CharLMTrainer:
             self._train_step()
             return True
 
-        return run_steps(step, lambda: self.done, n, seconds, self.config.threads)
+        return run_steps(step, lambda: self.done, n, seconds)
 
     def _train_step(self) -> None:
         c = self.config

@@ -89,7 +89,6 @@ class TrainConfig:
     record_every: int = 25  # steps between gradient snapshots (and test-set evaluations)
     probe_size: int = 16  # sequences in the probe batch (the first ones of the test set)
     test_size: int = 512
-    threads: int | None = 1  # torch threads while training: small recurrent steps run fastest on one
 
     def init(self, name: str) -> str:
         """The init of a model name: its own ("lstm_chrono") or inits[arch]; PyTorch's default if neither."""
@@ -251,7 +250,7 @@ class Trainer:
                 self._train_step()
                 return True
 
-        return run_steps(step, lambda: self.done, n, seconds, self.config.threads)
+        return run_steps(step, lambda: self.done, n, seconds)
 
     def _train_step(self) -> None:
         x, y = self.task.batch(self.config.batch_size, self.config.lag, self.batches)
@@ -398,25 +397,18 @@ def task_grad_output(
     return grad
 
 
-def run_steps(
-    step: Callable[[], bool], done: Callable[[], bool], n: int, seconds: float | None, threads: int | None
-) -> int:
+def run_steps(step: Callable[[], bool], done: Callable[[], bool], n: int, seconds: float | None) -> int:
     """Call step() up to n times until done(), stopping early once `seconds` have passed (so a page
-    can redraw) or when step() returns False; torch runs on `threads` threads meanwhile (None: as
-    it is). Returns the steps taken. The Training lab's and the char-model trainers' loop."""
+    can redraw) or when step() returns False. Returns the steps taken. The Training lab's and the
+    char-model trainers' loop. It leaves torch's thread count alone: that setting is the whole
+    process's, and a server trains for several users at once (a script sets it for itself)."""
     taken, start = 0, time.perf_counter()
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        while taken < n and not done():
-            if seconds is not None and taken and time.perf_counter() - start > seconds:
-                break
-            if not step():
-                break
-            taken += 1
-    finally:
-        torch.set_num_threads(previous)
+    while taken < n and not done():
+        if seconds is not None and taken and time.perf_counter() - start > seconds:
+            break
+        if not step():
+            break
+        taken += 1
     return taken
 
 
