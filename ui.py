@@ -9,9 +9,8 @@ a page prefix in their key.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import astuple
 from pathlib import Path
 
@@ -24,6 +23,14 @@ from lstm_viz.prose import settings_line
 from lstm_viz.settings import SETTINGS, Settings, check_memory, complete, from_query, run, to_query
 from lstm_viz.tables import MAX_EXPORT_CELLS, drops_per_unit, figure_html, tidy_csv
 from lstm_viz.training import record_trained
+from lstm_viz.workers import (
+    Line,
+    Store,
+    default_cache_bytes,
+    default_cache_idle_s,
+    default_workers,
+    release_memory,
+)
 
 # The pages' icon, served by the app itself: a material-icon page_icon would load the favicon
 # from Google's font servers, and no request may leave the machine.
@@ -31,6 +38,9 @@ ICON = str(Path(__file__).resolve().parent / "assets" / "icon.png")
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 # Runs above this many (sample, step, unit) values show a progress bar.
 PROGRESS_CELLS = 200_000
+# Runs above this many values (about a second of work) wait their turn in the server's line
+# (lstm_viz.workers.Line); smaller ones start at once, so light pages stay quick while heavy runs queue.
+HEAVY_CELLS = 1_000_000
 SIDEBAR = [s for s in SETTINGS if s.widget is not None]
 _ALL_KEYS = {s.name for s in SIDEBAR} | {a for s in SIDEBAR for a in s.aliases}
 
@@ -195,32 +205,97 @@ def settings_sidebar(page: str) -> Settings:
     return settings
 
 
-class _Store:
-    """The last recordings made, shared by every session (least recently used dropped first).
-    Recordings are never changed after they are made, so sharing them is safe."""
-
-    def __init__(self, size: int):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key) -> Recording | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-            return self.items.get(key)
-
-    def put(self, key, rec: Recording) -> None:
-        with self.lock:
-            self.items[key] = rec
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+@st.cache_resource
+def _store() -> Store:
+    """Recordings shared by every session, bounded by bytes ($LSTM_VIZ_CACHE_MB); a recording
+    nobody asked for in $LSTM_VIZ_CACHE_IDLE_S seconds is dropped, so memory goes back down
+    when the users leave."""
+    store = Store(default_cache_bytes(), max_idle_s=default_cache_idle_s())
+    store.sweep_every(15.0, then=release_memory)
+    return store
 
 
 @st.cache_resource
-def _store() -> _Store:
-    return _Store(24)
+def _heavy_line() -> Line:
+    """The server's one line for heavy runs and training chunks ($LSTM_VIZ_WORKERS at a time)."""
+    return Line(default_workers())
 
 
 _LAST, _STALE, _LINE = "_last_recordings", "_showing_stale", "_settings_line"
+_CANCELLED = "_cancelled_runs"  # the runs whose Cancel was pressed; they wait for Run again
+
+
+def _cells(s: Settings) -> int:
+    return s.batch_size * s.seq_len * s.hidden_size * s.num_layers * (2 if s.bidirectional else 1)
+
+
+def _cancel(keys: list) -> None:
+    st.session_state[_CANCELLED] = keys
+
+
+def _run_again() -> None:
+    st.session_state.pop(_CANCELLED, None)
+
+
+class _Waiting:
+    """Line.turn's on_wait: says how many runs are ahead, under a Cancel button. Drawing also lets
+    Streamlit stop this wait when the user presses Cancel, changes a widget or leaves."""
+
+    def __init__(self, slot, keys: list):
+        self.slot, self.keys, self.text = slot, keys, None
+
+    def __call__(self, ahead: int) -> None:
+        if self.text is None:
+            box = self.slot.container()
+            self.text = box.empty()
+            box.button("Cancel", icon=":material/cancel:", key="ui_cancel_wait", on_click=_cancel,
+                       args=(self.keys,), help="Leave the line; Run again joins it at the end.")  # fmt: skip
+        runs = "run" if ahead == 1 else "runs"
+        self.text.info(f"Waiting for the server: {ahead} {runs} ahead of this one. Long runs take turns "
+                       "so that every page stays quick.", icon=":material/hourglass_top:")  # fmt: skip
+
+
+def _record(runs: list, todo: list, slot, cancel_keys: list | None) -> list[Recording]:
+    """Each run's recording, from the store or made now (then stored), with a progress bar for
+    long runs and a Cancel button under it for queued ones (cancel_keys)."""
+    cells = sum(_cells(s) for s, _ in todo)
+    bar = None
+    if cells > PROGRESS_CELLS:
+        box = slot.container()
+        bar = box.progress(0.0, text="Recording...")
+        if cancel_keys is not None:
+            box.button("Cancel", icon=":material/cancel:", key="ui_cancel_run", on_click=_cancel,
+                       args=(cancel_keys,))  # fmt: skip
+    out, made = [], 0  # made: runs made (not found in the store) so far
+    for run_settings, arch in runs:
+        key = (arch, astuple(run_settings))
+        rec = _store().get(key)
+        if rec is None:
+            name = run_settings.label(arch)
+
+            def progress(fraction: float, made=made, name=name) -> None:
+                if bar is not None:  # drawing also lets Streamlit stop the run (Cancel, a new rerun)
+                    overall = min((made + fraction) / len(todo), 1.0)
+                    bar.progress(overall, text=f"Recording {name}: {fraction:.0%}")
+
+            rec = run(run_settings, arch, progress=progress)
+            _store().put(key, rec)
+            made += 1
+        out.append(rec)
+    return out
+
+
+def _last_or_stop(runs: list) -> list[Recording]:
+    """The last recordings that ran for the same models, greyed out by `chart`; stops the page if
+    there are none (or the store has let them go)."""
+    keys = st.session_state.get(_LAST, {}).get(tuple(a for _, a in runs), [])
+    last = [_store().get(key) for key in keys]
+    if not last or any(rec is None for rec in last):
+        st.stop()
+    st.caption("Below, greyed out: the last charts that ran for these models. They come back in colour "
+               "as soon as the settings fit.")  # fmt: skip
+    st.session_state[_STALE] = True
+    return last
 
 
 def recordings(
@@ -229,50 +304,55 @@ def recordings(
     """Recordings of each arch under settings, then of each (settings, arch) in `also`; repeated
     runs come from a store shared by sessions. Memory is checked for every run before any of them
     starts. Long runs show a progress bar that follows the engine (record's progress callback).
+    Runs above HEAVY_CELLS wait their turn in the server's line (saying how many runs are ahead,
+    with a Cancel button); smaller ones start at once.
 
     A ValueError from the library (memory over the limit, bad input) shows as an error; the last
     recordings that ran for the same models are returned instead, and charts drawn by `chart`
-    are greyed out until the settings work again. With none to show, the page stops.
+    are greyed out until the settings work again. With none to show, the page stops. A cancelled
+    run does the same, with a Run again button.
     """
     st.session_state[_STALE] = False
     runs = [(settings, arch) for arch in archs] + list(also)
+    keys = [(a, astuple(s)) for s, a in runs]
     slot = st.empty()
-    out = []
     try:
         for run_settings, arch in runs:
             check_memory(run_settings, [arch])
         todo = [(s, a) for s, a in runs if _store().get((a, astuple(s))) is None]
-        cells = sum(s.batch_size * s.seq_len * s.hidden_size for s, _ in todo)
-        bar = slot.progress(0.0, text="Recording...") if cells > PROGRESS_CELLS else None
-        made = 0  # runs made (not found in the store) so far
-        for run_settings, arch in runs:
-            key = (arch, astuple(run_settings))
-            rec = _store().get(key)
-            if rec is None:
-                name = run_settings.label(arch)
-
-                def progress(fraction: float, made=made, name=name) -> None:
-                    if bar is not None:
-                        overall = min((made + fraction) / len(todo), 1.0)
-                        bar.progress(overall, text=f"Recording {name}: {fraction:.0%}")
-
-                rec = run(run_settings, arch, progress=progress)
-                _store().put(key, rec)
-                made += 1
-            out.append(rec)
+        heavy = sum(_cells(s) for s, _ in todo) > HEAVY_CELLS
+        if heavy and st.session_state.get(_CANCELLED) == keys:
+            box = slot.container()
+            box.info("Run cancelled.", icon=":material/cancel:")
+            box.button("Run again", icon=":material/play_arrow:", key="ui_run_again", on_click=_run_again)
+            return _last_or_stop(runs)
+        if heavy:
+            try:
+                with _heavy_line().turn(_Waiting(slot, keys)):
+                    out = _record(runs, todo, slot, keys)
+            finally:
+                release_memory()  # a heavy run's freed buffers go back to the system
+        else:
+            out = _record(runs, todo, slot, None)
     except ValueError as err:
         slot.empty()
         st.error(f"Cannot run these settings: {err}", icon=":material/block:")
-        last = st.session_state.get(_LAST, {}).get(tuple(a for _, a in runs))
-        if last is None:
-            st.stop()
-        st.caption("Below, greyed out: the last charts that ran for these models. They come back in colour "
-                   "as soon as the settings fit.")  # fmt: skip
-        st.session_state[_STALE] = True
-        return last
+        return _last_or_stop(runs)
     slot.empty()
-    st.session_state.setdefault(_LAST, {})[tuple(a for _, a in runs)] = out
+    st.session_state.setdefault(_LAST, {})[tuple(a for _, a in runs)] = keys  # keys: the store holds them
     return out
+
+
+def training_turn(bar, fraction: float, text: str) -> AbstractContextManager[None]:
+    """A turn in the server's line for one chunk of training (with-block). While it waits, the
+    progress bar `bar` (an st.empty) shows fraction and text, and how many runs are ahead."""
+
+    def on_wait(ahead: int) -> None:
+        bar.progress(
+            fraction, text=f"{text}: waiting for the server, {ahead} {'run' if ahead == 1 else 'runs'} ahead"
+        )
+
+    return _heavy_line().turn(on_wait)
 
 
 def chart(fig: go.Figure, caption: str | None, key: str, title: str = "") -> None:
@@ -340,17 +420,18 @@ def trained_toggle(key: str) -> bool:
 
 
 def trained_recordings(archs: list[str]) -> list[Recording]:
-    """Recordings of the Training lab's models among archs, each computed once per checkpoint."""
+    """Recordings of the Training lab's models among archs, each computed once per checkpoint; the
+    session keeps one per arch, of its latest checkpoint."""
     models = st.session_state.get("trained_models") or {}
-    done = st.session_state.setdefault("ui_trained_recordings", {})
+    done = st.session_state.setdefault("ui_trained_recordings", {})  # arch -> (checkpoint key, Recording)
     out = []
     for arch in archs:
         checkpoint = models.get(arch)
         if checkpoint is None:
             continue
-        key = (arch, checkpoint["step"], repr(sorted(checkpoint["config"].items())))
-        if key not in done:
+        key = (checkpoint["step"], repr(sorted(checkpoint["config"].items())))
+        if done.get(arch, (None,))[0] != key:
             with st.spinner(f"Recording the trained {arch.upper()}..."):
-                done[key] = record_trained(checkpoint)
-        out.append(done[key])
+                done[arch] = (key, record_trained(checkpoint))
+        out.append(done[arch][1])
     return out

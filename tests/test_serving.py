@@ -1,0 +1,245 @@
+"""Serving many users: the line for heavy work, the byte-bounded store, memory handed back, training
+that leaves torch's thread count alone, the Cancel path of a page, and a small load test in Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CHROMIUM, _missing
+from pagetest import ROOT
+
+from lstm_viz.settings import Settings, complete, run
+from lstm_viz.training import TrainConfig, Trainer
+from lstm_viz.workers import Line, Store, nbytes, release_memory
+
+
+def _hold_turns(line: Line, n: int, hold_s: float, log: list, peak: list) -> list[threading.Thread]:
+    """n threads that each take a turn, hold it hold_s seconds and log (start, end) in order."""
+    busy = [0]
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        with line.turn():
+            with lock:
+                busy[0] += 1
+                peak.append(busy[0])
+                log.append(("start", k))
+            time.sleep(hold_s)
+            with lock:
+                busy[0] -= 1
+
+    threads = []
+    for k in range(n):
+        threads.append(threading.Thread(target=work, args=(k,)))
+        threads[-1].start()
+        time.sleep(0.05)  # join the line in order 0, 1, 2, ...
+    return threads
+
+
+def test_the_line_runs_at_most_workers_at_once_in_arrival_order():
+    line, log, peak = Line(workers=2), [], []
+    threads = _hold_turns(line, 6, 0.2, log, peak)
+    for thread in threads:
+        thread.join(10)
+    assert max(peak) == 2
+    assert [k for _, k in log] == list(range(6))
+    assert line.running == 0 and line.waiting == 0
+
+
+def test_a_waiter_hears_how_many_runs_are_ahead_and_can_leave_the_line():
+    line = Line(workers=1)
+    release, heard, left = threading.Event(), [], []
+
+    def first() -> None:
+        with line.turn():
+            release.wait(10)
+
+    def second() -> None:
+        def on_wait(ahead: int) -> None:
+            heard.append(ahead)
+            if len(heard) == 2:
+                raise KeyboardInterrupt  # like Streamlit stopping a script whose user left
+
+        try:
+            with line.turn(on_wait, poll=0.05):
+                pass
+        except KeyboardInterrupt:
+            left.append(True)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    time.sleep(0.05)
+    third_heard: list[int] = []
+    third_in, third_done = threading.Event(), threading.Event()
+
+    def third() -> None:
+        with line.turn(third_heard.append, poll=0.05):
+            third_in.set()
+            third_done.wait(10)
+
+    quitter = threading.Thread(target=second)
+    quitter.start()
+    time.sleep(0.02)
+    waiter = threading.Thread(target=third)
+    waiter.start()
+    quitter.join(5)
+    assert left and heard == [1, 1]  # the running one was ahead of it
+    time.sleep(0.2)
+    assert third_heard[0] == 2 and third_heard[-1] == 1  # the one that left no longer counts
+    release.set()
+    assert third_in.wait(5)
+    assert line.waiting == 0 and line.running == 1
+    third_done.set()
+    waiter.join(5)
+    assert line.running == 0
+
+
+def test_a_line_needs_a_worker():
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        Line(0)
+
+
+@dataclass(frozen=True)
+class _Result:
+    a: np.ndarray
+    parts: dict
+
+
+def test_nbytes_counts_every_array_once_including_views():
+    base = np.zeros((4, 100), np.float32)  # 1600 bytes
+    result = _Result(base[:2], {"x": base[2:], "y": np.ones(10), "none": None, "list": [np.ones(3, np.int8)]})
+    assert nbytes(result) == 1600 + 80 + 3
+    rec = run(Settings(**complete({"seq_len": 12, "hidden_size": 5})), "lstm")
+    arrays = [rec.hidden, rec.cell, rec.weight_hh, rec.log10_grad_h, rec.log10_grad_c, rec.log10_grad_x]
+    arrays += list(rec.gates.values())
+    roots = {}
+    for array in arrays:
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        roots[id(array)] = array.nbytes
+    assert nbytes(rec) == sum(roots.values()) > rec.hidden.nbytes * 6
+
+
+def test_the_store_is_bounded_by_bytes_and_drops_the_least_recently_used():
+    store = Store(max_bytes=3000)
+    for key in "abc":
+        store.put(key, np.zeros(1000, np.uint8))
+    assert store.bytes == 3000 and len(store) == 3
+    store.get("a")  # now the most recently used
+    store.put("d", np.zeros(1500, np.uint8))
+    assert store.get("b") is None and store.get("c") is None  # 1000 + 1000 + 1500 > 3000: two had to go
+    assert store.get("a") is not None and store.get("d") is not None and store.bytes == 2500
+    store.put("huge", np.zeros(3001, np.uint8))  # larger than the whole store: not kept, nothing dropped
+    assert store.get("huge") is None and store.bytes == 2500
+
+
+def test_the_store_lets_results_go_that_nobody_asked_for():
+    now = [0.0]
+    store = Store(max_bytes=10_000, max_idle_s=60, clock=lambda: now[0])
+    store.put("old", np.zeros(100))
+    store.put("used", np.zeros(100))
+    now[0] = 50
+    store.get("used")
+    now[0] = 100
+    assert store.expire() == 1
+    assert store.get("old") is None and store.get("used") is not None and store.bytes == 800
+
+
+def _rss_mb() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e6
+
+
+def test_release_memory_hands_freed_heap_back_to_the_system():
+    arrays = [np.ones(4096) for _ in range(20_000)]  # 32 KB each: below mmap's threshold, on the heap
+    keep = np.ones(1)  # allocated after them: the heap's top is not free, so only trimming helps
+    del arrays
+    before = _rss_mb()
+    assert release_memory()
+    assert _rss_mb() < before - 300  # most of the 650 MB freed went back
+    del keep
+
+
+def test_training_leaves_torch_thread_count_alone_for_other_sessions():
+    """A session's training must not change the thread count that other sessions' threads get."""
+    process_threads = torch.get_num_threads()
+    seen = []
+
+    def look_from_another_thread() -> None:
+        probe = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        probe.start()
+        probe.join()
+
+    trainer = Trainer(
+        TrainConfig(task="adding", lag=5, hidden_size=4, archs=("lstm",), steps=3, test_size=8, probe_size=2)
+    )
+    real_step = trainer._train_step
+
+    def step() -> None:
+        look_from_another_thread()
+        real_step()
+
+    trainer._train_step = step
+    training = threading.Thread(target=trainer.advance, args=(3,))  # as a page's script thread would
+    training.start()
+    training.join(30)
+    assert trainer.step == 3 and seen == [process_threads] * 3
+    assert torch.get_num_threads() == process_threads
+
+
+def test_a_cancelled_heavy_run_waits_for_run_again(monkeypatch):
+    """Cancel leaves the page with a Run again button and no run; Run again runs it."""
+    import ui
+
+    monkeypatch.setattr(ui, "HEAVY_CELLS", 0)  # every run waits its turn
+    calls = []
+    real_run = ui.run
+    monkeypatch.setattr(ui, "run", lambda *a, **k: calls.append(a[1]) or real_run(*a, **k))
+    settings = Settings(**complete({"seq_len": 20, "hidden_size": 8, "seed": 4242}))
+    runs = [(settings, "rnn"), (settings, "lstm"), (settings.replace(lstm_init="chrono"), "lstm")]
+    keys = [(a, astuple(s)) for s, a in runs]
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(ROOT / "app.py", default_timeout=60)
+    at.query_params.update({"seq_len": "20", "hidden_size": "8", "seed": "4242"})
+    at.session_state[ui._CANCELLED] = keys
+    at.run()
+    assert not at.exception and calls == []
+    assert [i.value for i in at.info] == ["Run cancelled."] and not at.get("plotly_chart")
+    at.button(key="ui_run_again").click().run()
+    assert not at.exception and calls == ["rnn", "lstm", "lstm"]
+    assert len(at.get("plotly_chart")) >= 1 and ui._CANCELLED not in at.session_state
+
+
+def _load_test():
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.browser
+def test_small_load_every_chart_matches_the_command_line_and_heavy_runs_queue():
+    """5 light sessions (one moving a slider) draw what the command line records; with one worker,
+    3 heavy sessions take turns (one at least sees the line) and a light page still renders."""
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM}")
+    if importlib.util.find_spec("playwright") is None:
+        _missing("the playwright Python package is not installed (pip install playwright)")
+    lt = _load_test()
+    with lt.serve({"LSTM_VIZ_WORKERS": "1"}) as (url, _):
+        lt.warm_up(url, 60)
+        light = asyncio.run(lt.light_scenario(url, 5, 60))
+        assert light["errors"] == [] and light["renders"] == 6 and light["equal_cli"] == 5
+        # T * H just above ui.HEAVY_CELLS: quick runs, yet they wait their turn
+        heavy = asyncio.run(lt.heavy_scenario(url, 3, 60, 0.5, heavy={"seq_len": 4000, "hidden_size": 256}))
+    assert heavy["errors"] == [] and heavy["rendered"] == 3
+    assert heavy["waited"] >= 1
+    assert heavy["light_s"] < 20  # generous for busy CI machines; the load test reports the real figure
