@@ -239,6 +239,7 @@ def child(plan_path: str, result_path: str) -> None:
 
 # --------------------------------------------------------------------------- the tests
 
+
 def run_plan(files: dict[str, list[Block]], tmp: Path) -> list[dict]:
     plan = []
     for n, (name, blocks) in enumerate(files.items()):
@@ -256,6 +257,7 @@ def run_plan(files: dict[str, list[Block]], tmp: Path) -> list[dict]:
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp / "result.json").read_text())
 
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[tuple[str, int], dict]:
     files: dict[str, list[Block]] = {}
@@ -267,7 +269,9 @@ def results(tmp_path_factory) -> dict[tuple[str, int], dict]:
     print(f"ran {len(out)} blocks in {time.perf_counter() - start:.1f} s")
     return {(r["file"], r["line"]): r for r in out}
 
+
 RUNNABLE = [b for b in all_blocks() if b.lang != "text" and b.skip is None]
+
 
 def test_every_block_has_a_language_and_says_why_it_does_not_run():
     problems = []
@@ -286,10 +290,12 @@ def test_every_block_has_a_language_and_says_why_it_does_not_run():
     assert len(RUNNABLE) >= 15
     assert sum(b.lang == "python" for b in RUNNABLE) >= 10
 
+
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: f"{b.file}:{b.line}")
 def test_example_runs_and_prints_what_the_docs_show(block, results):
     res = results[(block.file, block.line)]
     assert res["problems"] == [], "\n".join(res["problems"])
+
 
 def test_a_drifted_number_or_a_failing_command_is_caught(tmp_path):
     page = tmp_path / "page.md"
@@ -310,6 +316,7 @@ def test_a_drifted_number_or_a_failing_command_is_caught(tmp_path):
     assert problems[1] == []  # `...` stands for the time
     assert len(problems[2]) == 1 and "exited with 2" in problems[2][0]
     assert len(problems[3]) == 1 and "must be an integer between 1 and 10000" in problems[3][0]
+
 
 def test_links_between_the_docs_resolve():
     def anchors(path: Path) -> set[str]:
