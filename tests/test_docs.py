@@ -346,3 +346,23 @@ def test_links_between_the_docs_resolve():
 
 if __name__ == "__main__":
     child(sys.argv[1], sys.argv[2])
+
+
+def test_the_settings_table_names_every_setting_with_its_url_key_flag_and_default():
+    """docs/command-line.md's "One name per setting" table against lstm_viz.settings.SETTINGS."""
+    from lstm_viz.settings import SETTINGS
+
+    text = (ROOT / "docs" / "command-line.md").read_text()
+    section = text[text.index("## One name per setting") :]
+    rows = {}
+    for line in section.splitlines():
+        if m := re.match(r"^\| `(\w+)` \|", line):
+            rows[m.group(1)] = [c.strip() for c in line.strip().strip("|").split("|")]
+    assert list(rows) == [s.name for s in SETTINGS], "one row per setting, in SETTINGS' order"
+    for s in SETTINGS:
+        _, url, flag, default, _what = rows[s.name]
+        assert url == "(not in the app)" if s.widget is None else url.startswith(f"`{s.name}`"), s.name
+        assert flag.startswith(f"`{s.flag}`"), s.name
+        assert default == (str(s.default).lower() if s.type is bool else str(s.default)), s.name
+        for old in s.aliases:  # an old URL key, an old flag, or both
+            assert f"`{old}`" in url or f"`--{old.replace('_', '-')}`" in flag, (s.name, old)
