@@ -243,3 +243,23 @@ def test_small_load_every_chart_matches_the_command_line_and_heavy_runs_queue():
     assert heavy["errors"] == [] and heavy["rendered"] == 3
     assert heavy["waited"] >= 1
     assert heavy["light_s"] < 20  # generous for busy CI machines; the load test reports the real figure
+
+
+@pytest.mark.parametrize("batch", [1, 2, 9])
+def test_batch_percentile_equals_numpys_nanpercentile(batch):
+    """The fast paths (no NaN; one sample) give numpy's numbers, -inf (a zero gradient) ignored."""
+    import warnings
+
+    from lstm_viz.analysis import batch_percentile
+
+    values = np.random.default_rng(batch).normal(size=(batch, 50)).astype(np.float32)
+    for case in ("finite", "zeros"):
+        if case == "zeros":
+            values[0, 3] = values[-1, 7] = -np.inf
+        finite = np.where(np.isfinite(values), values, np.nan)
+        for q in (25, 50, 75):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                expected = np.nanpercentile(finite, q, axis=0)
+            got = batch_percentile(values, q)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True)
