@@ -17,10 +17,20 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from lstm_viz import Recording
 from lstm_viz.prose import settings_line
-from lstm_viz.settings import SETTINGS, Settings, check_memory, complete, from_query, run, to_query
+from lstm_viz.settings import (
+    SETTINGS,
+    Settings,
+    check_memory,
+    complete,
+    from_query,
+    non_finite_params,
+    run,
+    to_query,
+)
 from lstm_viz.tables import MAX_EXPORT_CELLS, drops_per_unit, figure_html, tidy_csv
 from lstm_viz.training import record_trained
 from lstm_viz.workers import (
@@ -111,6 +121,20 @@ def _settings_to_url(values: dict) -> None:
 _STYLE = "<style>.katex-display { overflow-x: auto; overflow-y: hidden; padding-bottom: 4px; }</style>"
 
 
+def _forget_params(keys: list[str]) -> None:
+    """Remove keys from the URL and from the copy of it that bound widgets are seeded from (Streamlit
+    1.67 keeps that copy apart, in a private field: deleting from st.query_params does not reach it)."""
+    for key in keys:
+        del st.query_params[key]
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    with ctx.session_state.query_params() as qp:
+        initial = getattr(qp, "_initial_query_params", {})
+        for key in keys:
+            initial.pop(key, None)
+
+
 def nav() -> None:
     """The page links at the top of the sidebar (the automatic list is off in .streamlit/config.toml),
     and the app's few style rules.
@@ -118,6 +142,13 @@ def nav() -> None:
     Each link carries the shared settings, so the next page shows the same models.
     """
     st.html(_STYLE)
+    # A number widget bound to the URL raises on ?seed=inf (Streamlit calls int() on it): drop such
+    # values before any page draws its widgets (the shared settings warn about theirs themselves).
+    params = {k: st.query_params.get_all(k) for k in st.query_params if k not in _ALL_KEYS}
+    if dropped := non_finite_params(params):
+        _forget_params(list(dropped))
+        used = "; ".join(dropped.values())
+        st.warning(f"Part of the link was not used: {used}.", icon=":material/link_off:")
     st.session_state[_STALE] = False  # until this page's own recordings say otherwise
     st.session_state[_LINE] = ""  # until this page's settings say otherwise
     kept = complete(st.session_state.get(_KEPT, {}))

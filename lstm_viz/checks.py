@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+import math
+
+
+def shown(raw: object, limit: int = 24) -> str:
+    """raw as a message quotes it: a 20,000-digit number or a long text cut to `limit` characters
+    and the count of the rest, so that a bad value never floods a message."""
+    text = str(raw)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
     """value, if it is an integer in [low, high] (bools are not); else a ValueError naming the range:
     "hidden_size must be an integer between 1 and 4096, got 0"."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        raise ValueError(f"{name} must be an integer between {low} and {high}, got {shown(repr(value))}")
     return value
+
+
+def check_float(name: str, value: object, low: float, high: float) -> float:
+    """value as a float, if it is a finite number in [low, high]; else a ValueError naming the range:
+    "forget_bias must be a number between -50 and 50, got 1e+300"."""
+    try:
+        number = float(value)  # an int too large for a float raises OverflowError
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {shown(repr(value))}")
+    return number
+
+
+def finite_number(raw: str) -> bool | None:
+    """Whether the text raw reads as a finite number (None: it is no number at all). "inf", "nan",
+    "1e400" and a 400-digit integer read as numbers that are not finite."""
+    try:
+        return math.isfinite(float(raw))
+    except (TypeError, ValueError):
+        return None

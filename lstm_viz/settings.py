@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, make_dataclass, replace
 
 import torch
 
-from .checks import check_int
+from .checks import check_float, check_int, finite_number, shown
 from .inputs import INPUTS, MAX_BATCH_SIZE, MAX_SEQ_LEN, make_input
 from .models import INITS, LSTM, MAX_HIDDEN_SIZE, MAX_INPUT_SIZE, MAX_LAYERS, RecurrentModel, build_model
 from .record import DEFAULT_MAX_BYTES, Recording, memory_error, record
@@ -77,7 +77,7 @@ class Setting:
 
     def check(self, value: object, bounds: tuple[float, float] | None = None) -> object:
         """value if it is allowed (within bounds, default self.bounds), else ValueError saying what is."""
-        low, high = bounds or self.bounds or (None, None)
+        low, high = bounds or self.bounds or (-math.inf, math.inf)
         if self.type is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{self.name} must be true or false, got {value!r}")
@@ -88,10 +88,7 @@ class Setting:
             return value
         if self.type is int:
             return check_int(self.name, value, int(low), int(high))
-        value = float(value)
-        if not math.isfinite(value) or (low is not None and not low <= value <= high):
-            raise ValueError(f"{self.name} must be a number between {low:g} and {high:g}, got {value!r}")
-        return value
+        return check_float(self.name, value, low, high)
 
     def parse(self, raw: str, bounds: tuple[float, float] | None = None) -> object:
         """A value typed as text (URL, command line), converted and checked."""
@@ -102,9 +99,9 @@ class Setting:
         try:
             number = float(raw)
         except ValueError:
-            raise ValueError(f"{self.name} must be a number, got {raw!r}") from None
-        if self.type is int and number.is_integer():
-            number = int(number)
+            raise ValueError(f"{self.name} must be a number, got {shown(repr(raw))}") from None
+        if self.type is int and number.is_integer() and abs(number) < 2**63:
+            number = int(number)  # "1e3" is 1000; 1e300 stays a float, which check_int refuses
         return self.check(number, bounds)
 
     def applies(self, values: Mapping[str, object]) -> bool:
@@ -238,8 +235,20 @@ def from_query(params: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
         try:
             values[name] = setting.parse(raw, setting.slider_range)
         except ValueError as err:
-            problems[name] = f"{key}={raw}: {err}"
+            problems[name] = f"{key}={shown(raw)}: {err}"
     return values, problems
+
+
+def non_finite_params(params: Mapping[str, str | Sequence[str]]) -> dict[str, str]:
+    """The URL parameters that read as numbers beyond any range (inf, -inf, nan, 1e400, a
+    20,000-digit integer), key -> why: a number widget bound to the URL would raise on them
+    (Streamlit converts them with int()), so a page drops them before drawing its widgets."""
+    out = {}
+    for key, value in params.items():
+        for raw in [value] if isinstance(value, str) else value:
+            if finite_number(raw) is False:
+                out[key] = f"{key}={shown(raw)} is not a finite number"
+    return out
 
 
 def to_query(values: Mapping[str, object]) -> dict[str, str]:
