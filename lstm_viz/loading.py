@@ -39,11 +39,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_int
 from .connectivity import connectivity
 from .corpus import Vocabulary
-from .inputs import MAX_SEQ_LEN, make_input
+from .inputs import MAX_BATCH_SIZE, MAX_SEQ_LEN, make_input
 from .models import GATE_COUNT, MAX_LAYERS
-from .record import Recording, record
+from .record import DEFAULT_MAX_BYTES, Recording, memory_error, record
 
 MAX_MODEL_BYTES = 64 * 1024**2
 MAX_SEQUENCE_BYTES = 16 * 1024**2
@@ -253,8 +254,10 @@ def _build_module(found: Mapping, layout: tuple, nonlinearity: str) -> nn.RNNBas
     arch, layers, directions, input_size, hidden, dtype = layout
     kwargs = {"nonlinearity": nonlinearity} if arch == "rnn" else {}
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[arch]
-    with torch.random.fork_rng(devices=[]):  # the module's own init draws leave the global generator alone
-        module = cls(input_size, hidden, layers, batch_first=True, bidirectional=directions == 2, **kwargs)
+    # built on the meta device then given empty storage: no init draws from torch's global
+    # generator, and no fork_rng (saving and restoring it races between threads); every entry is set below
+    module = cls(input_size, hidden, layers, batch_first=True, bidirectional=directions == 2, device="meta",
+                 **kwargs).to_empty(device="cpu")  # fmt: skip
     state = {}
     for name, tensor in module.state_dict().items():
         m = _PARAM.match(name)
@@ -277,8 +280,7 @@ def _build_readout(entries: Mapping, width: int, dtype: torch.dtype) -> nn.Linea
         raise ValueError(f"readout bias must be ({weight.shape[0]},)")
     if not all(bool(torch.isfinite(t).all()) for t in entries.values()):
         raise ValueError("the readout holds NaN or infinite values")
-    with torch.random.fork_rng(devices=[]):
-        readout = nn.Linear(width, weight.shape[0], bias=bias is not None)
+    readout = nn.utils.skip_init(nn.Linear, width, weight.shape[0], bias=bias is not None)  # set next
     readout.load_state_dict(dict(entries))
     return readout.to(dtype).eval()
 
@@ -406,6 +408,12 @@ def model_and_input(
     if generate is None:
         raise ValueError("give a sequence file, or generate=(input kind, batch_size, seq_len, seed)")
     input_kind, batch_size, seq_len, seed = generate
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("seq_len", seq_len, 1, MAX_SEQ_LEN)
+    shape = (loaded.arch, batch_size, seq_len, loaded.hidden_size, loaded.input_size, DEFAULT_MAX_BYTES)
+    if error := memory_error(*shape, dtype=loaded.module.weight_ih_l0.dtype, num_layers=loaded.num_layers,
+                             num_directions=2 if loaded.bidirectional else 1):  # fmt: skip
+        raise error  # before the input is built: 64 x 10,000 steps x 4,096 features alone is 10 GB
     return loaded, make_input(input_kind, batch_size, seq_len, loaded.input_size, seed=seed)
 
 

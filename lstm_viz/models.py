@@ -86,10 +86,7 @@ class RecurrentModel(nn.Module):
         if self.arch == "rnn":
             kwargs["nonlinearity"] = self.nonlinearity
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[self.arch]
-        with torch.random.fork_rng(devices=[]):  # its own init draws must not move the global generator
-            module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
-        module.load_state_dict(self.state_dict())
-        return module.to(self.weight_hh_l0.device).train(self.training)
+        return _copy_into(cls, self, self.input_size, self.hidden_size, **kwargs)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -256,10 +253,7 @@ class StackedModel(nn.Module):
         if self.arch == "rnn":
             kwargs["nonlinearity"] = self.nonlinearity
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[self.arch]
-        with torch.random.fork_rng(devices=[]):
-            module = cls(self.input_size, self.hidden_size, **kwargs).to(self.weight_hh_l0.dtype)
-        module.load_state_dict(self.state_dict())
-        return module.to(self.weight_hh_l0.device).train(self.training)
+        return _copy_into(cls, self, self.input_size, self.hidden_size, **kwargs)
 
     def extra_repr(self) -> str:
         return (
@@ -269,6 +263,28 @@ class StackedModel(nn.Module):
 
 
 _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _copy_into(cls: type[nn.Module], model: nn.Module, *args, **kwargs) -> nn.Module:
+    """cls(*args, **kwargs) holding a copy of model's state dict, in its dtype, device and mode.
+    Built on the meta device, then given empty storage: no init and no random draws, so torch's
+    global generator is neither read nor saved and restored (fork_rng races between threads)."""
+    w = model.weight_hh_l0
+    module = cls(*args, dtype=w.dtype, device="meta", **kwargs).to_empty(device=w.device)
+    module.load_state_dict(model.state_dict())
+    return module.train(model.training)
+
+
+def seeded_linear(in_features: int, out_features: int, generator: torch.Generator) -> nn.Linear:
+    """nn.Linear(in_features, out_features) with the weights torch's own draws from `generator`
+    (seeded with s: those of nn.Linear built right after torch.manual_seed(s)); torch's global
+    generator is never touched, so threads building at once cannot move each other's draws."""
+    linear = nn.utils.skip_init(nn.Linear, in_features, out_features)
+    bound = 1 / math.sqrt(in_features)
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)  # bound as below
+        nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
+    return linear
 
 
 def _orthogonal(n: int, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:

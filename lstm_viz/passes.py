@@ -7,10 +7,13 @@ renormalising per block and keeping the scale in log space, so no value underflo
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,21 +27,58 @@ def to_numpy(a: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
 
 
+def _torch_mkl_local():
+    """MKL_Set_Num_Threads_Local of the MKL linked into torch (threadpoolctl does not find it
+    there), or None without one. It sets the calling thread's MKL thread count and returns the
+    previous one (0: the process-wide count, which torch.set_num_threads sets)."""
+    try:
+        library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        function = library.MKL_Set_Num_Threads_Local
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
+
+
+_LIMITS_LOCK = threading.Lock()
 _CONTROLLER: ThreadpoolController | None = None
+_MKL_LOCAL = _torch_mkl_local()
+_BLAS_USERS = 0  # threads inside one_thread(); the process-wide BLAS limit holds while any is
+_BLAS_LIMIT = None
 
 
+@contextmanager
 def one_thread():
-    """One OpenMP and one BLAS thread for the calling thread, restored on exit.
+    """One OpenMP, one MKL and one BLAS thread for the calling thread, restored on exit.
 
     record() is a chain of small per-step products: a second thread woken at every
     step costs more than it saves, and 20 to 300 times more when another process
     keeps the second core busy (measured on this project's 2-core machine). Its one
     large product (every pre-activation at once) gained nothing from two threads there.
+    It also makes the numbers independent of torch.set_num_threads: torch's fused GRU
+    forward rounds differently on two MKL threads (issue #14). OpenMP's and MKL's counts
+    are set for this thread alone; numpy's BLAS count is process-wide, so it is limited
+    from the first thread in to the last one out, however sessions' threads interleave.
     """
-    global _CONTROLLER
-    if _CONTROLLER is None:  # finding the thread pools reads /proc: once per process
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
+    global _CONTROLLER, _BLAS_USERS, _BLAS_LIMIT
+    with _LIMITS_LOCK:
+        if _CONTROLLER is None:  # finding the thread pools reads /proc: once per process
+            _CONTROLLER = ThreadpoolController()
+        if _BLAS_USERS == 0:
+            _BLAS_LIMIT = _CONTROLLER.limit(limits=1, user_api="blas")
+        _BLAS_USERS += 1
+    openmp = _CONTROLLER.limit(limits=1, user_api="openmp")  # a thread's own OpenMP setting
+    mkl = None if _MKL_LOCAL is None else _MKL_LOCAL(1)
+    try:
+        yield
+    finally:
+        if mkl is not None:
+            _MKL_LOCAL(mkl)
+        openmp.restore_original_limits()
+        with _LIMITS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0:
+                _BLAS_LIMIT.restore_original_limits()
 
 
 _FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -84,6 +84,22 @@ def test_thread_count_does_not_change_a_bit(monkeypatch, case):
     assert len(fingerprints) == 1
 
 
+def test_torch_thread_setting_does_not_change_a_bit():
+    """torch.set_num_threads sets MKL's process-wide count; torch's fused GRU forward rounds
+    differently on two MKL threads (H = 128, B = 5 here), so record() sets its thread's own."""
+    model = lstm_viz.build_model("gru", 8, 128, seed=1)
+    x = lstm_viz.make_input("gaussian", 5, 200, 8, seed=1)
+    before = torch.get_num_threads()
+    try:
+        fingerprints = set()
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            fingerprints.add(fingerprint(lstm_viz.record(model, x)))
+    finally:
+        torch.set_num_threads(before)
+    assert len(fingerprints) == 1
+
+
 def test_a_second_process_gives_the_same_bits():
     cases = [("lstm", 400, 3, 1, False), ("gru", 120, 2, 2, True)]
     script = (
