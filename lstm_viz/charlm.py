@@ -95,8 +95,7 @@ class CharLM(nn.Module):
             config.arch, len(vocab), config.hidden_size, seed=config.seed, init=init,
             num_layers=config.num_layers,
         ).fused()  # fmt: skip
-        with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws stay off the global generator
-            readout = nn.Linear(config.hidden_size, len(vocab))
+        readout = nn.utils.skip_init(nn.Linear, config.hidden_size, len(vocab))  # no draws; set next
         generator = torch.Generator().manual_seed(config.seed + 1)
         bound = 1 / math.sqrt(config.hidden_size)
         for p in readout.parameters():

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from .analysis import KEEP_GATE  # the gate that decides how much of the past survives
 from .checks import check_int
 from .loading import model_from_dict
-from .models import ARCHS, INITS, RecurrentModel, build_model
+from .models import ARCHS, INITS, RecurrentModel, build_model, seeded_linear
 from .record import Recording, record
 from .tasks import check_lag, get_task, make_batch
 
@@ -192,9 +192,8 @@ class _Run:
         self.name, self.arch = name, arch
         self.label = model_label(arch, init, getattr(self.instrumented, "nonlinearity", "tanh"))
         self.recurrent = self.instrumented.fused()
-        with torch.random.fork_rng(devices=[]):  # seeded readout; the global generator is left as it was
-            torch.manual_seed(config.seed)
-            self.readout = nn.Linear(config.hidden_size, output_size)
+        readout_draws = torch.Generator().manual_seed(config.seed)  # as nn.Linear after manual_seed
+        self.readout = seeded_linear(config.hidden_size, output_size, readout_draws)
         self.params = [*self.recurrent.parameters(), *self.readout.parameters()]
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
         self.loss, self.norm, self.norm_clipped = [], [], []
