@@ -9,7 +9,8 @@ a page prefix in their key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import astuple
 from pathlib import Path
@@ -286,6 +287,34 @@ class _Waiting:
                        "so that every page stays quick.", icon=":material/hourglass_top:")  # fmt: skip
 
 
+# The store key that made each recording, so that a download can find it again without holding it.
+_MADE: weakref.WeakKeyDictionary[Recording, tuple] = weakref.WeakKeyDictionary()
+
+
+def _recall(recs: list[Recording]) -> Callable[[], list[Recording]]:
+    """A function that gives recs back without keeping them alive, for a download built only when
+    clicked: a session would otherwise hold its recordings (a few hundred MB at T = 10,000) for as
+    long as it lives. Each comes back from memory if something still holds it, else from the
+    store, else recorded again (same settings, same seed: the same numbers). Recordings not made
+    by `recordings` (the trained models') are held."""
+    handles = [
+        (weakref.ref(rec), key) if (key := _MADE.get(rec)) else (lambda rec=rec: rec, None) for rec in recs
+    ]
+
+    def back() -> list[Recording]:
+        out = []
+        for ref, key in handles:
+            rec = ref()
+            if rec is None:
+                arch, values = key
+                rec = _store().get(key)
+                rec = run(Settings(*values), arch) if rec is None else rec
+            out.append(rec)
+        return out
+
+    return back
+
+
 def _record(runs: list, todo: list, slot, cancel_keys: list | None) -> list[Recording]:
     """Each run's recording, from the store or made now (then stored), with a progress bar for
     long runs and a Cancel button under it for queued ones (cancel_keys)."""
@@ -312,6 +341,7 @@ def _record(runs: list, todo: list, slot, cancel_keys: list | None) -> list[Reco
             rec = run(run_settings, arch, progress=progress)
             _store().put(key, rec)
             made += 1
+        _MADE[rec] = key
         out.append(rec)
     return out
 
@@ -425,9 +455,10 @@ def csv_download(recs: list[Recording], key: str) -> None:
             f"{MAX_EXPORT_CELLS:,} values per model the per-unit hidden, cell and gate values are left "
             "out. `python -m lstm_viz --out FILE.parquet` writes them all."
         )
+    recall = _recall(recs)  # the button's function must not hold the recordings themselves
     st.download_button(
         "Recording as CSV (tidy)",
-        lambda: tidy_csv(recs),
+        lambda: tidy_csv(recall()),
         file_name=f"{key}.csv",
         mime="text/csv",
         key=f"{key}_csv",

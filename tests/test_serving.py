@@ -263,3 +263,24 @@ def test_batch_percentile_equals_numpys_nanpercentile(batch):
                 expected = np.nanpercentile(finite, q, axis=0)
             got = batch_percentile(values, q)
             assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True)
+
+
+def test_a_download_does_not_keep_its_recordings_alive():
+    """The CSV button's function holds store keys, not arrays: once the page lets a recording go,
+    it is freed; a click records it again from its settings, with the same numbers."""
+    import gc
+    import weakref
+
+    import ui
+
+    settings = Settings(**complete({"seq_len": 15, "hidden_size": 6, "seed": 31337}))
+    rec = run(settings, "gru")
+    expected = rec.log10_grad_h.copy()
+    ui._MADE[rec] = ("gru", astuple(settings))  # as ui.recordings registers what it made
+    recall = ui._recall([rec])
+    alive = weakref.ref(rec)
+    del rec
+    gc.collect()
+    assert alive() is None
+    (again,) = recall()
+    assert again.arch == "gru" and np.array_equal(again.log10_grad_h, expected)
