@@ -17,6 +17,7 @@ import numpy as np
 from .record import GATE_NAMES, Recording
 
 KEEP_GATE = {"lstm": "forget", "gru": "update"}  # the gate that keeps the old state
+GRADIENT_NORMS = ("log10_grad_h", "log10_grad_c", "log10_grad_x")  # what decay_fit fits, (B, T) each
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,11 @@ def decay_fit(rec: Recording, quantity: str = "log10_grad_h") -> DecayFit:
     The gradient entering at T-1 is often off the line for a step or two; over
     hundreds of steps that does not move the slope.
     """
+    if quantity not in GRADIENT_NORMS:
+        raise ValueError(f"quantity must be one of {GRADIENT_NORMS}, got {quantity!r}")
     values = getattr(rec, quantity)
     if values is None:
-        raise ValueError(f"{quantity} is not recorded for the {rec.arch}")
+        raise ValueError(f"{quantity} is not recorded for the {rec.arch}: only the LSTM has a cell state")
     curve = median_curve(values)
     t = np.flatnonzero(np.isfinite(curve))
     if len(t) < 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def shown(raw: object, limit: int = 24) -> str:
@@ -18,6 +19,17 @@ def check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer between {low} and {high}, got {shown(repr(value))}")
     return value
+
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes up to 2**64 - 1; derived seeds add to it
+
+
+def check_seed(seed: object) -> int:
+    """seed as an int, if it is an integer (Python's or numpy's) from 0 to MAX_SEED; else a ValueError
+    naming the range: "seed must be an integer between 0 and 9223372036854775807, got 1.5"."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        seed = int(seed)
+    return check_int("seed", seed, 0, MAX_SEED)
 
 
 def check_float(name: str, value: object, low: float, high: float) -> float:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from .checks import check_int
+from .checks import check_int, check_seed
 
 MAX_SEQ_LEN = 10_000
 MAX_BATCH_SIZE = 1024
@@ -75,5 +75,5 @@ def make_input(kind: str, batch_size: int, seq_len: int, input_size: int, *, see
         ("input_size", input_size, 4096),
     ):
         check_int(name, value, 1, high)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(check_seed(seed))
     return INPUTS[kind](batch_size, seq_len, input_size, generator)

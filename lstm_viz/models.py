@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import check_int
+from .checks import check_int, check_seed
 
 ARCHS = ("rnn", "lstm", "gru")
 INITS = {
@@ -327,6 +327,7 @@ def build_model(
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    seed = check_seed(seed)
     check_int("input_size", input_size, 1, MAX_INPUT_SIZE)
     check_int("hidden_size", hidden_size, 1, MAX_HIDDEN_SIZE)
     if init not in INITS[arch]:

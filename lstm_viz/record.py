@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,10 @@ def estimate_bytes(
     num_directions: int = 1,
 ) -> int:
     """Upper estimate of the memory record() needs for this run, in bytes."""
+    if arch not in _FLOATS_PER_CELL:
+        raise ValueError(f"arch must be one of {tuple(_FLOATS_PER_CELL)}, got {arch!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
     cells = batch_size * seq_len * (hidden_size * _FLOATS_PER_CELL[arch] + 3 * input_size)
     one = int(cells * itemsize + 8 * 8 * batch_size * seq_len)
@@ -205,11 +210,59 @@ def _as_model(model) -> RecurrentModel | StackedModel:
             f"only torch modules with biases, no projection and 1 to {MAX_LAYERS} layers can be recorded"
         )
     dtype = model.weight_hh_l0.dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"the module's weights are {dtype}; record() runs float32 or float64: use .float()")
     kwargs = {"nonlinearity": model.nonlinearity} if arch == "rnn" else {}
     kwargs |= {"num_layers": model.num_layers, "bidirectional": model.bidirectional}
     ours = build_model(arch, model.input_size, model.hidden_size, dtype=dtype, **kwargs)
     ours.load_state_dict(model.state_dict())
     return ours.to(model.weight_hh_l0.device)
+
+
+def _check_weights(model) -> None:
+    """ValueError for a model without usable weights: on the meta device, or NaN or infinite."""
+    if not isinstance(model, torch.nn.Module):
+        return  # _as_model says what a model must be
+    params = dict(model.named_parameters())
+    if any(p.is_meta for p in params.values()):
+        raise ValueError(
+            "the model is on the meta device and has no weights: build it on the CPU, or give it "
+            "weights first (model.to_empty(device='cpu'), then model.load_state_dict(...))"
+        )
+    bad = [name for name, p in params.items() if p.is_floating_point() and not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ValueError(
+            f"the model's weights {', '.join(bad)} hold NaN or infinite values, so every recorded number "
+            "would be NaN: record a model with finite weights (a training run that diverged gives such "
+            "weights; clip its gradients or lower its learning rate)"
+        )
+
+
+def _check_options(max_bytes, progress) -> None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Real):
+        raise TypeError(
+            f"max_bytes must be a number of bytes, e.g. 4 * 1024**3 for 4 GiB, got {type(max_bytes).__name__}"
+        )
+    if math.isnan(max_bytes) or max_bytes <= 0:
+        raise ValueError(f"max_bytes must be a number of bytes above 0 (math.inf: no limit), not {max_bytes}")
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be None or a function of the fraction done (0 to 1), not {progress!r:.40}"
+        )
+
+
+def _batch_major(model, x, grad_output):
+    """x and a per-step grad_output batch-major (B, T, .): a torch module built with batch_first=False
+    reads them time-major (T, B, .), as it does when called itself."""
+    if getattr(model, "batch_first", True) is not False:
+        return x, grad_output
+
+    def swap(a):
+        if isinstance(a, np.ndarray) and a.ndim == 3:
+            return np.swapaxes(a, 0, 1)
+        return a.transpose(0, 1) if isinstance(a, torch.Tensor) and a.dim() == 3 else a
+
+    return swap(x), swap(grad_output)
 
 
 def _check_input(model, x, grad_output) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,6 +318,10 @@ def record(
 
     model: from build_model (any depth), or a torch.nn.RNN/LSTM/GRU with biases (1 to 4
     layers, either direction; dropout between layers is an eval-time no-op and is ignored).
+    A torch module built with batch_first=False reads x (T, B, I) and a per-step grad_output
+    (T, B, D*H) time-major, as it does itself; the Recording is batch-major all the same.
+    Weights must be finite and on a real device, max_bytes a number above 0 (math.inf: no
+    limit); anything else raises ValueError or TypeError saying what to pass instead.
     grad_output (B, D*H) is dL/d(final state) of the top layer, each direction's in turn
     (forward at t = T-1, backward at t = 0, as in h_n); (B, T, D*H) is a loss on the top
     layer's output at every step. Default: (1, ..., 1) / sqrt(H) into every direction's
@@ -281,8 +338,10 @@ def record(
     then says dtype="float64" and why (float64_reason). A network whose state leaves
     float64's range as well raises ValueError naming the step (docs/engine.md).
     """
+    _check_options(max_bytes, progress)
+    _check_weights(model)
+    given = _batch_major(model, x, grad_output)
     model = _as_model(model)
-    given = (x, grad_output)
     x, grad_output = _check_input(model, *given)
     _check_memory(model, x, max_bytes)
     reached = [0.0]

@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from . import inputs
-from .checks import check_int
+from .checks import check_int, check_seed
 
 MAX_LAG = 10_000
 MAX_BATCH_SIZE = 4096
@@ -135,4 +135,4 @@ def check_lag(task: Task, lag: int) -> None:
 
 def make_batch(task: str, batch_size: int, lag: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded batch of the named task: (x, y) as documented on `adding` / `copy_memory`."""
-    return get_task(task).batch(batch_size, lag, torch.Generator().manual_seed(seed))
+    return get_task(task).batch(batch_size, lag, torch.Generator().manual_seed(check_seed(seed)))
