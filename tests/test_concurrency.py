@@ -13,7 +13,7 @@ from pagetest import run_page
 from test_repeat import fingerprint
 
 import lstm_viz
-from lstm_viz import prose, tables
+from lstm_viz import cli, prose, tables
 from lstm_viz.settings import Settings, run
 
 THREADS = 16
@@ -102,20 +102,33 @@ PAGES = [  # distinct settings: every page computes its own recordings (none fro
 ] + [{"seq_len": "300", "hidden_size": "32", "batch_size": "9", "seed": "104"}]
 
 
-def library_summary(params: dict) -> pd.DataFrame:
-    """The Gradient flow page's table for these settings, computed alone (as the command line does)."""
+def alone(params: dict) -> list[lstm_viz.Recording]:
+    """The Gradient flow page's recordings for these settings, computed one at a time."""
     settings = Settings(**{name: int(value) for name, value in params.items()})
     runs = [(settings, "rnn"), (settings, "lstm"), (settings.replace(lstm_init="chrono"), "lstm")]
-    return tables.summary_table(tables.flow_summary([run(s, arch) for s, arch in runs]))
+    return [run(s, arch) for s, arch in runs]
+
+
+def command_line(params: dict) -> str:
+    """What `python -m lstm_viz` prints for these settings (the RNN and the LSTM)."""
+    out = io.StringIO()
+    flags = [part for name, value in params.items() for part in (f"--{name.replace('_', '-')}", value)]
+    assert cli.main([*flags, "--quiet"], out, io.StringIO()) == 0
+    return out.getvalue()
 
 
 def test_pages_opened_at_once_show_the_numbers_of_one_run_alone():
-    alone = [library_summary(params) for params in PAGES]
-    pages = at_once(lambda params: run_page("app.py", params), PAGES)
-    for at, expected in zip(pages, alone, strict=True):
-        shown = at.dataframe[0].value
-        pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected, check_exact=True)
-        metrics = [(m.label, m.value) for m in at.metric]
-        rates = zip(expected["model"], expected["decades lost per step"], strict=True)
-        texts = [(model, prose.metric_texts(rate)[0]) for model, rate in rates]
-        assert metrics == texts
+    """Four app sessions and a command-line run at once: each page's table and metric cards are
+    those of the same settings recorded alone, and the command line prints what it prints alone."""
+    expected = [tables.summary_table(tables.flow_summary(alone(params))) for params in PAGES]
+    printed = command_line(PAGES[0])
+    assert tables.summary_text(alone(PAGES[0])[:2]) in printed
+    jobs = [lambda params=params: run_page("app.py", params) for params in PAGES]
+    *pages, printed_at_once = at_once(lambda job: job(), [*jobs, lambda: command_line(PAGES[0])])
+    assert printed_at_once == printed
+    for at, table in zip(pages, expected, strict=True):
+        pd.testing.assert_frame_equal(at.dataframe[0].value.reset_index(drop=True), table, check_exact=True)
+        rates = zip(table["model"], table["decades lost per step"], strict=True)
+        assert [(m.label, m.value) for m in at.metric] == [
+            (model, prose.metric_texts(rate)[0]) for model, rate in rates
+        ]
