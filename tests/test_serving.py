@@ -235,8 +235,7 @@ def test_small_load_every_chart_matches_the_command_line_and_heavy_runs_queue():
         _missing("the playwright Python package is not installed (pip install playwright)")
     lt = _load_test()
     with lt.serve({"LSTM_VIZ_WORKERS": "1"}) as (url, _):
-        lt.warm_up(url, 60)
-        light = asyncio.run(lt.light_scenario(url, 5, 60))
+        light = asyncio.run(lt.light_scenario(url, 5, 60, arrive_over_s=1))
         assert light["errors"] == [] and light["renders"] == 6 and light["equal_cli"] == 5
         # T * H just above ui.HEAVY_CELLS: quick runs, yet they wait their turn
         heavy = asyncio.run(lt.heavy_scenario(url, 3, 60, 0.5, heavy={"seq_len": 4000, "hidden_size": 256}))
