@@ -16,11 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 app
 WORKDIR /app
 
-# CPU-only PyTorch first, from PyTorch's CPU wheel index: a 190 MB wheel instead of several GB of
-# CUDA libraries. --no-deps keeps every other package off that index; the next install takes
-# torch's own dependencies from PyPI. requirements.txt pins torch==2.13.0, which the installed
-# 2.13.0+cpu satisfies (a pin without a local label ignores "+cpu"), so torch is not replaced.
-RUN pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# requirements.txt names PyTorch's CPU wheel index and pins torch's +cpu build on Linux: a ~190 MB
+# wheel instead of several GB of CUDA libraries (no nvidia-* or triton packages).
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt \
     && pip check

@@ -12,7 +12,8 @@ Use in a test module:
 - `app_url` (session): `streamlit run app.py` on a free port, started once; the base URL.
 - `browser` (session) / `page` (per test): Debian's Chromium through playwright
   (never `playwright install`). Chromium path: $CHROMIUM_PATH, else /usr/bin/chromium.
-  Missing Chromium or playwright skips the test locally and FAILS it when CI=true.
+  Missing Chromium or playwright skips the test locally and FAILS it when CI=true; so does a
+  missing podman for the `container` tests (tests/test_docker.py), through `_missing`.
 - `wait_idle(page)`: waits until the app has finished its script run.
 - `screenshot_dir`: $SCREENSHOT_DIR, else tests/artifacts/ (created).
 """
@@ -62,10 +63,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG; a server keeps no state
 
 
-def _missing(reason: str) -> None:
-    """Skip locally; in CI a missing browser is a broken setup, so fail."""
+def _missing(reason: str, fix: str = "browser tests must run, install chromium in .ci/run") -> None:
+    """Skip locally; in CI a missing tool (browser, podman) is a broken setup, so fail."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests must run, install chromium in .ci/run)")
+        pytest.fail(f"{reason} (CI=true: {fix})")
     pytest.skip(reason)
 
 
