@@ -113,3 +113,15 @@ def test_a_second_process_gives_the_same_bits():
     assert done.returncode == 0, done.stderr
     theirs = json.loads(done.stdout.strip().splitlines()[-1])
     assert theirs == [fingerprint(run(*case)) for case in cases]
+
+
+def test_halves_run_one_after_the_other_report_progress_from_start_to_end(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    model = lstm_viz.build_model("lstm", 3, 16, seed=5)
+    reported = []
+    rec = lstm_viz.record(
+        model, lstm_viz.make_input("gaussian", SPLIT_BATCH, 60, 3, seed=5), progress=reported.append
+    )
+    assert rec.batch_size == SPLIT_BATCH
+    assert reported == sorted(reported) and reported[-1] == 1.0
+    assert any(0.4 < f < 0.6 for f in reported)  # the first half ends half way, not at the end
