@@ -32,7 +32,7 @@ from lstm_viz.settings import (
     run,
     to_query,
 )
-from lstm_viz.tables import MAX_EXPORT_CELLS, drops_per_unit, figure_html, tidy_csv
+from lstm_viz.tables import CSV_BYTES_PER_ROW, MAX_EXPORT_ROWS, export_plan, figure_html, tidy_csv
 from lstm_viz.training import record_trained
 from lstm_viz.workers import (
     Line,
@@ -447,13 +447,17 @@ def chart(fig: go.Figure, caption: str | None, key: str, title: str = "") -> Non
 
 
 def csv_download(recs: list[Recording], key: str) -> None:
-    """Download button for the recordings' tidy frame (built only when clicked); says so when
-    the export leaves out per-unit rows."""
-    if dropped := [rec.name for rec in recs if drops_per_unit(rec)]:
+    """Download button for the recordings' tidy frame (built only when clicked, at most
+    MAX_EXPORT_ROWS rows); says what the export leaves out to stay that small."""
+    plan = export_plan(recs)
+    if dropped := [rec.name for rec, (units, _) in zip(recs, plan, strict=True) if not units]:
+        kept, batch = min(n for _, n in plan), max(rec.batch_size for rec in recs)
+        first = f" and of the first {kept:,} of {batch:,} sequences" if kept < batch else ""
+        size = MAX_EXPORT_ROWS * CSV_BYTES_PER_ROW // 10**6
         st.caption(
-            f"The CSV holds the per-step gradient norms only for {', '.join(dropped)}: above "
-            f"{MAX_EXPORT_CELLS:,} values per model the per-unit hidden, cell and gate values are left "
-            "out. `python -m lstm_viz --out FILE.parquet` writes them all."
+            f"The CSV holds the per-step gradient norms only for {', '.join(dropped)}{first}: a download "
+            f"holds at most {MAX_EXPORT_ROWS:,} rows (about {size} MB), so the per-unit hidden, cell and "
+            "gate values are left out. `python -m lstm_viz --out FILE.parquet` writes them all."
         )
     recall = _recall(recs)  # the button's function must not hold the recordings themselves
     st.download_button(

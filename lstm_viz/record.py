@@ -54,6 +54,11 @@ GATE_NAMES = {
 # model's float size: pre-activations, activations, derivative terms, adjoints
 # and the numpy copies handed back (measured peak, rounded up).
 _FLOATS_PER_CELL = {"rnn": 14, "lstm": 30, "gru": 26}
+# Floats per (sample, step, input feature): the input, its time-major copies and dL/dx; in float64
+# also the two float64 copies log10_norm makes of dL/dx and the float32 input of a run that fell
+# back to float64 (measured at I = 1024: 11 to 12 bytes per input value in float32, 35 to 42 in
+# float64; docs/limits.md).
+_INPUT_FLOATS = {torch.float32: 4, torch.float64: 6}
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +184,7 @@ def estimate_bytes(
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    cells = batch_size * seq_len * (hidden_size * _FLOATS_PER_CELL[arch] + 3 * input_size)
+    cells = batch_size * seq_len * (hidden_size * _FLOATS_PER_CELL[arch] + _INPUT_FLOATS[dtype] * input_size)
     one = int(cells * itemsize + 8 * 8 * batch_size * seq_len)
     if num_layers == 1 and num_directions == 1:
         return one

@@ -293,7 +293,9 @@ def check_memory(
 
 def run(settings: Settings, arch: str, **record_kwargs) -> Recording:
     """Record arch on the settings' input; ValueError (with a fix in the message) on bad settings.
-    record_kwargs go to lstm_viz.record (max_bytes, progress)."""
+    record_kwargs go to lstm_viz.record (max_bytes, progress). The memory the run needs is
+    checked before its input is built (a batch of wide inputs alone can exceed it)."""
+    check_memory(settings, [arch], record_kwargs.get("max_bytes", DEFAULT_MAX_BYTES), can_raise=True)
     model, x = model_and_input(settings, arch)
     return record(model, x, label=settings.label(arch), meta=asdict(settings), **record_kwargs)
 

@@ -4,8 +4,11 @@ per-step values, unit orders. Numbers only; the words around them live in prose.
 from __future__ import annotations
 
 import html
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -15,8 +18,13 @@ from . import analysis
 from .prose import half_life_text
 from .record import Recording
 
-# Above this many (sample, step, unit) values the CSV export holds the per-step norms only.
-MAX_EXPORT_CELLS = 2_000_000
+# The app's CSV download holds at most this many rows (47 bytes each, measured: about 100 MB): per-unit
+# values are left out first, then the later sequences of the batch (export_plan). The command line
+# writes every row, streamed to its file in chunks.
+MAX_EXPORT_ROWS = 2_000_000
+CSV_BYTES_PER_ROW = 50  # rounded up; for the words around the download
+EXPORT_CHUNK_ROWS = 500_000  # rows built at once when streaming an export (about 40 MB in pandas)
+_NORMS = ("log10_grad_h", "log10_grad_c", "log10_grad_x")
 UNIT_ORDERS = {  # id -> what the rows are sorted by; ids are what links carry
     "unit": "unit index",
     "forget": "mean forget gate",
@@ -83,26 +91,148 @@ def summary_text(recordings: Sequence[Recording]) -> str:
 def tidy_frame(recordings: Sequence[Recording], per_unit: bool | None = None) -> pd.DataFrame:
     """The recordings' tidy frames stacked, with a first column 'model' (the legend name).
 
-    per_unit None: per-unit values only for recordings of at most MAX_EXPORT_CELLS values
-    (a T = 10,000, H = 512 export stays downloadable); see `drops_per_unit`.
+    per_unit None: what the app's download holds (export_plan: at most MAX_EXPORT_ROWS rows).
+    A frame holds every row in memory; `write_tidy` streams any size to a file instead.
     """
-    frames = []
+    return pd.concat(list(tidy_chunks(recordings, per_unit)), ignore_index=True)
+
+
+def norm_rows(rec: Recording) -> int:
+    """Rows of rec's per-step gradient norms in a tidy export (every layer and direction)."""
+    per_part = sum(getattr(rec, name) is not None for name in _NORMS)
+    return rec.batch_size * rec.seq_len * per_part * rec.num_layers * rec.num_directions
+
+
+def unit_rows(rec: Recording) -> int:
+    """Rows of rec's per-unit values (hidden, cell, gates) in a tidy export."""
+    per_part = 1 + (rec.cell is not None) + len(rec.gates)
+    return rec.batch_size * rec.seq_len * rec.hidden_size * per_part * rec.num_layers * rec.num_directions
+
+
+def export_plan(recordings: Sequence[Recording], max_rows: int | None = None) -> list[tuple[bool, int]]:
+    """(per-unit values kept, sequences kept) for each recording, so that the export holds at most
+    max_rows rows (default MAX_EXPORT_ROWS): every model's per-step norms first, then the per-unit
+    values of as many models as fit, in order; if the norms alone are too many, the first sequences
+    of the batch only (at least one)."""
+    max_rows = MAX_EXPORT_ROWS if max_rows is None else max_rows
+    total = sum(norm_rows(rec) for rec in recordings)
+    if total > max_rows:
+        per_sample = sum(norm_rows(rec) / rec.batch_size for rec in recordings)
+        keep = max(1, int(max_rows // per_sample))
+        return [(False, min(keep, rec.batch_size)) for rec in recordings]
+    plan = []
     for rec in recordings:
-        keep = not drops_per_unit(rec) if per_unit is None else per_unit
-        frame = rec.to_frame(per_unit=keep)
-        frame.insert(0, "model", rec.name)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        fits = total + unit_rows(rec) <= max_rows
+        total += unit_rows(rec) if fits else 0
+        plan.append((fits, rec.batch_size))
+    return plan
 
 
-def drops_per_unit(rec: Recording) -> bool:
-    """Whether the default export leaves out this recording's per-unit rows (it is too big)."""
-    return rec.batch_size * rec.seq_len * rec.hidden_size > MAX_EXPORT_CELLS
+def drops_per_unit(rec: Recording, recordings: Sequence[Recording] | None = None) -> bool:
+    """Whether the app's download of recordings (default: rec alone) leaves out rec's per-unit rows."""
+    recordings = [rec] if recordings is None else list(recordings)
+    return not export_plan(recordings)[recordings.index(rec)][0]
+
+
+def tidy_chunks(
+    recordings: Sequence[Recording],
+    per_unit: bool | None = None,
+    chunk_rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The rows of tidy_frame(recordings, per_unit), in order, as frames of about chunk_rows rows
+    (default EXPORT_CHUNK_ROWS; at least one step of one sequence), so that an export of any size
+    is built a chunk at a time.
+
+    Columns: model, arch, layer and direction (when any recording is deep or bidirectional), sample,
+    t, unit (<NA> for per-step norms), quantity, value. per_unit None follows export_plan.
+    """
+    chunk_rows = chunk_rows or EXPORT_CHUNK_ROWS
+    plan = export_plan(recordings)
+    if per_unit is not None:
+        plan = [(per_unit, rec.batch_size) for rec in recordings]
+    layer_columns = any(rec.layers for rec in recordings)
+    for rec, (keep_units, samples) in zip(recordings, plan, strict=True):
+        for layer in range(rec.num_layers):
+            for direction in range(rec.num_directions):
+                part = rec.layer(layer, direction)
+                front = {"model": rec.name, "arch": rec.arch}
+                if layer_columns:
+                    front |= {"layer": layer, "direction": direction}
+                arrays = {name: getattr(part, name) for name in _NORMS}
+                if keep_units:
+                    arrays |= {"hidden": part.hidden, "cell": part.cell, **part.gates}
+                for name, values in arrays.items():
+                    if values is not None:
+                        yield from _chunks(front, name, values[:samples], chunk_rows)
+
+
+def _chunks(front: dict, quantity: str, values: np.ndarray, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Tidy frames of one quantity, values (B, T) per step or (B, T, H) per unit, in row order."""
+    B, T = values.shape[:2]
+    H = values.shape[2] if values.ndim == 3 else 1
+    if T * H <= chunk_rows:  # whole sequences at once
+        n = max(1, chunk_rows // (T * H))
+        blocks = [(b, min(b + n, B), 0, T) for b in range(0, B, n)]
+    else:  # a run of steps of one sequence at once
+        n = max(1, chunk_rows // H)
+        blocks = [(b, b + 1, t, min(t + n, T)) for b in range(B) for t in range(0, T, n)]
+    for b0, b1, t0, t1 in blocks:
+        block = values[b0:b1, t0:t1]  # reshaped below: a copy of this block only, even of a strided view
+        rows = block.size
+        columns = dict(front)
+        columns["sample"] = np.repeat(np.arange(b0, b1), (t1 - t0) * H)
+        columns["t"] = np.tile(np.repeat(np.arange(t0, t1), H), b1 - b0)
+        if values.ndim == 3:
+            columns["unit"] = pd.array(np.tile(np.arange(H), rows // H), dtype="Int64")
+        else:  # all missing: no unit
+            columns["unit"] = pd.arrays.IntegerArray(np.zeros(rows, np.int64), np.ones(rows, bool))
+        columns["quantity"] = quantity
+        columns["value"] = block.reshape(-1).astype(np.float64)
+        yield pd.DataFrame(columns)
+
+
+def write_tidy(
+    recordings: Sequence[Recording], out: Path | IO[bytes], per_unit: bool | None = True, fmt: str = "csv"
+) -> int:
+    """Write the tidy rows of recordings to out (a path or a binary file) as CSV or Parquet, a chunk
+    at a time (memory stays at one chunk whatever the size); returns the number of rows. per_unit as
+    in tidy_chunks."""
+    rows = 0
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        try:
+            for chunk in tidy_chunks(recordings, per_unit):
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(out, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                rows += len(chunk)
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
+    if fmt != "csv":
+        raise ValueError(f"fmt must be csv or parquet, got {fmt!r}")
+    handle = open(out, "wb") if isinstance(out, (str, Path)) else out
+    try:
+        for chunk in tidy_chunks(recordings, per_unit):
+            chunk.to_csv(handle, header=rows == 0, index=False, encoding="utf-8")
+            rows += len(chunk)
+    finally:
+        if handle is not out:
+            handle.close()
+    return rows
 
 
 def tidy_csv(recordings: Sequence[Recording]) -> bytes:
-    """tidy_frame(recordings) as CSV bytes."""
-    return tidy_frame(recordings).to_csv(index=False).encode()
+    """The app's download: tidy_frame(recordings) as CSV bytes, at most MAX_EXPORT_ROWS rows (see
+    export_plan), built a chunk at a time."""
+    buffer = io.BytesIO()
+    write_tidy(recordings, buffer, per_unit=None)
+    return buffer.getvalue()
 
 
 def figure_html(fig: go.Figure, *, title: str = "", caption: str = "", settings: str = "") -> bytes:

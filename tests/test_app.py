@@ -207,7 +207,7 @@ def test_a_csv_without_per_unit_rows_says_so(monkeypatch):
 
     at = run_page("app.py")
     assert not [c for c in at.caption if "per-step gradient norms only" in c.value]
-    monkeypatch.setattr(lstm_viz.tables, "MAX_EXPORT_CELLS", 10)
+    monkeypatch.setattr(lstm_viz.tables, "MAX_EXPORT_ROWS", 10)
     at.run()
     (note,) = [c.value for c in at.caption if "per-step gradient norms only" in c.value]
     assert "RNN, LSTM, LSTM (chrono)" in note and "python -m lstm_viz" in note

@@ -96,7 +96,7 @@ def test_tidy_csv_stacks_every_model_and_drops_per_unit_rows_when_huge(monkeypat
     assert set(frame["model"]) == {"RNN", "LSTM"}
     assert {"log10_grad_h", "forget", "cell"} <= set(frame["quantity"])
     assert len(frame[(frame.model == "LSTM") & (frame.quantity == "forget")]) == 2 * 12 * 4
-    monkeypatch.setattr(tables, "MAX_EXPORT_CELLS", 10)
+    monkeypatch.setattr(tables, "MAX_EXPORT_ROWS", 10)
     assert tables.drops_per_unit(recs[0])
     small = pd.read_csv(io.BytesIO(tables.tidy_csv(recs)))
     assert set(small["quantity"]) == {"log10_grad_h", "log10_grad_c", "log10_grad_x"}
