@@ -6,17 +6,21 @@ extension) and the gradient-flow chart (HTML, PNG through kaleido). This module 
 argparse and progress only: the flags come from the declared settings
 (lstm_viz.settings.SETTINGS), the run, tables and texts from the library, so a run
 here matches the app's page.
-Exit status: 0 done, 2 bad arguments or settings, 1 an output could not be written.
+Every output is written to a temporary file beside it and renamed when complete, so an
+interrupted run (Ctrl-C) leaves the previous file as it was; a file that is replaced is said so.
+Exit status: 0 done, 2 bad arguments or settings, 1 an output could not be written or memory ran
+out, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
+import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -39,9 +43,10 @@ from .settings import (
     model_and_input,
     parse_bool,
 )
-from .tables import decay_fits, summary_text, tidy_frame
+from .tables import decay_fits, summary_text, write_tidy
 
 TABLE_SUFFIXES = (".csv", ".parquet")
+MAX_MEMORY_GB = 100_000  # the largest --max-memory-gb (100 TB)
 PNG_SIZE = {"width": 1100, "height": 520, "scale": 2}
 
 
@@ -160,7 +165,7 @@ def run_loaded(args: argparse.Namespace, argv: Sequence[str], stdout: TextIO, st
             1 + sum(p is not None for p in (args.out, args.html, args.png)), stderr, args.quiet
         )
         progress.step(f"recording {args.model.name}")
-        rec = record(loaded.module, x, max_bytes=int(args.max_memory_gb * 1024**3), label=args.model.stem,
+        rec = record(loaded.module, x, max_bytes=max_bytes(args), label=args.model.stem,
                      progress=progress.within, meta={"model": describe(loaded)})  # fmt: skip
         # write_outputs titles charts with the settings; a loaded model's title names its files instead
         written = write_outputs(
@@ -168,20 +173,10 @@ def run_loaded(args: argparse.Namespace, argv: Sequence[str], stdout: TextIO, st
         )
         title = f"{args.model.name} ({describe(loaded)}) on {args.sequence.name}, T = {rec.seq_len} steps"
         fig = gradient_flow_figure([rec], decay_fits([rec])).update_layout(title=title, margin=dict(t=70))
-        for path in (args.html, args.png):
-            if path is not None:
-                progress.step(f"writing {path}")
-                if path is args.html:
-                    fig.write_html(path, include_plotlyjs=True, full_html=True)
-                else:
-                    fig.write_image(path, **PNG_SIZE)
-                written.append(str(path))
+        written += write_charts(args, fig, progress)
         progress.close()
-    except (UsageError, ValueError, OSError) as exc:
-        if progress is not None and progress.tty and not progress.quiet:
-            stderr.write("\n")
-        print(f"lstm-viz: error: {_one_line(exc)}", file=stderr)
-        return 1 if isinstance(exc, OSError) else 2
+    except (UsageError, ValueError, OSError, MemoryError, RuntimeError, KeyboardInterrupt) as exc:
+        return _failed(exc, progress, stderr)
     print(title, file=stdout)
     print(summary_text([rec]), file=stdout)
     for item in written:
@@ -216,8 +211,29 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must end in {' or '.join(suffixes)}, got {str(path)!r}")
         if not path.parent.is_dir():
             raise UsageError(f"{flag}: folder {str(path.parent)!r} does not exist; create it first")
-    if not math.isfinite(args.max_memory_gb) or args.max_memory_gb <= 0:
-        raise UsageError(f"--max-memory-gb must be a positive number, got {args.max_memory_gb}")
+    max_bytes(args)
+
+
+def max_bytes(args: argparse.Namespace) -> int:
+    """--max-memory-gb in bytes; UsageError naming the range if it is not a number in it."""
+    gb = args.max_memory_gb
+    if not 0 < gb <= MAX_MEMORY_GB:  # also refuses nan; inf and 1e300 would overflow int()
+        raise UsageError(
+            f"--max-memory-gb must be a number above 0 and at most {MAX_MEMORY_GB:,}, got {gb:g}"
+        )
+    return int(gb * 1024**3)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside path to write to; renamed to path when the block ends without an
+    error, removed otherwise (Ctrl-C included), so path is either the old file or the whole new one."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        yield part
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 class Progress:
@@ -290,32 +306,42 @@ def chart(recordings: Sequence[Recording], settings: Settings) -> go.Figure:
 def write_outputs(
     args: argparse.Namespace, recordings: list[Recording], settings: Settings, progress: Progress
 ) -> list[str]:
+    """Write --out (streamed a chunk at a time: any size fits in memory), then the charts."""
     written = []
     if args.out is not None:
         progress.step(f"writing {args.out}")
-        frame = tidy_frame(recordings, per_unit=not args.norms_only)
-        if args.out.suffix.lower() == ".parquet":
-            frame.to_parquet(args.out, index=False)
-        else:
-            frame.to_csv(args.out, index=False)
-        written.append(f"{args.out} ({len(frame):,} rows)")
+        replaced = args.out.exists()
+        with replacing(args.out) as part:
+            fmt = "parquet" if args.out.suffix.lower() == ".parquet" else "csv"
+            rows = write_tidy(recordings, part, per_unit=not args.norms_only, fmt=fmt)
+        what = f"{rows:,} rows" + ("; replaced the previous file" if replaced else "")
+        written.append(f"{args.out} ({what})")
     if args.html is not None or args.png is not None:
-        fig = chart(recordings, settings)
-        if args.html is not None:
-            progress.step(f"writing {args.html}")
-            fig.write_html(args.html, include_plotlyjs=True, full_html=True)
-            written.append(str(args.html))
-        if args.png is not None:
-            progress.step(f"writing {args.png}")
-            try:
-                fig.write_image(args.png, **PNG_SIZE)
-            except Exception as exc:  # kaleido raises several types when no browser can start
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise OSError(
-                    f"PNG export failed ({reason}); kaleido needs Chrome or Chromium: "
-                    "apt-get install chromium, or point BROWSER_PATH to the browser"
-                ) from exc
-            written.append(str(args.png))
+        written += write_charts(args, chart(recordings, settings), progress)
+    return written
+
+
+def write_charts(args: argparse.Namespace, fig: go.Figure, progress: Progress) -> list[str]:
+    """Write fig to --html and --png (each if given); the 'wrote' lines."""
+    written = []
+    for path in (args.html, args.png):
+        if path is None:
+            continue
+        progress.step(f"writing {path}")
+        replaced = path.exists()
+        with replacing(path) as part:
+            if path is args.html:
+                fig.write_html(part, include_plotlyjs=True, full_html=True)
+            else:
+                try:
+                    fig.write_image(part, format="png", **PNG_SIZE)
+                except Exception as exc:  # kaleido raises several types when no browser can start
+                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise OSError(
+                        f"PNG export failed ({reason}); kaleido needs Chrome or Chromium: "
+                        "apt-get install chromium, or point BROWSER_PATH to the browser"
+                    ) from exc
+        written.append(str(path) + (" (replaced the previous file)" if replaced else ""))
     return written
 
 
@@ -339,26 +365,41 @@ def main(
         settings = settings_from(args, archs)
         check_outputs(args)
         steps = len(archs) + (args.out is not None) + (args.html is not None) + (args.png is not None)
-        max_bytes = int(args.max_memory_gb * 1024**3)
-        x, models = prepare(settings, archs, max_bytes)
+        limit = max_bytes(args)
+        x, models = prepare(settings, archs, limit)
         progress = Progress(steps, stderr, quiet=args.quiet)
-        recordings = record_all(settings, x, models, max_bytes, progress)
+        recordings = record_all(settings, x, models, limit, progress)
         written = write_outputs(args, recordings, settings, progress)
         progress.close()
-    except (UsageError, ValueError, OSError, KeyboardInterrupt) as exc:
-        if progress is not None and progress.tty and not progress.quiet:
-            stderr.write("\n")  # end the progress line
-        if isinstance(exc, KeyboardInterrupt):
-            print("lstm-viz: interrupted", file=stderr)
-            return 130
-        print(f"lstm-viz: error: {_one_line(exc)}", file=stderr)
-        return 1 if isinstance(exc, OSError) else 2
+    except (UsageError, ValueError, OSError, MemoryError, RuntimeError, KeyboardInterrupt) as exc:
+        return _failed(exc, progress, stderr)
 
     print(run_title(settings), file=stdout)
     print(summary_text(recordings), file=stdout)
     for item in written:
         print(f"wrote {item}", file=stdout)
     return 0
+
+
+def _failed(exc: BaseException, progress: Progress | None, stderr: TextIO) -> int:
+    """Report exc in one line on stderr; the exit status. A RuntimeError that is not torch running
+    out of memory is a bug: raised again, with its traceback."""
+    out_of_memory = isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and "allocate" in str(exc).lower()
+    )
+    if isinstance(exc, RuntimeError) and not out_of_memory:
+        raise exc
+    if progress is not None and progress.tty and not progress.quiet:
+        stderr.write("\n")  # end the progress line
+    if isinstance(exc, KeyboardInterrupt):
+        print("lstm-viz: interrupted; no output was left half-written", file=stderr)
+        return 130
+    if out_of_memory:
+        print("lstm-viz: error: this machine ran out of memory: lower --max-memory-gb to the memory it "
+              "has free, so that runs too big for it are refused before they start", file=stderr)  # fmt: skip
+        return 1
+    print(f"lstm-viz: error: {_one_line(exc)}", file=stderr)
+    return 1 if isinstance(exc, OSError) else 2
 
 
 # The library names its arguments; here the user typed flags.

@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None, stdout=None, stderr=None) -> int:
     the file with their error; 2 bad arguments, 1 an output or Ray connection error, 130 interrupted)."""
     import sys
 
-    from .cli import Progress, UsageError, _one_line
+    from .cli import Progress, UsageError, _one_line, max_bytes
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     progress, finished = None, []
@@ -437,8 +437,7 @@ def main(argv: Sequence[str] | None = None, stdout=None, stderr=None) -> int:
             raise UsageError(f"--out must end in .parquet, got {str(args.out)!r}")
         if not args.out.parent.is_dir():
             raise UsageError(f"--out: folder {str(args.out.parent)!r} does not exist; create it first")
-        if not math.isfinite(args.max_memory_gb) or args.max_memory_gb <= 0:
-            raise UsageError(f"--max-memory-gb must be a positive number, got {args.max_memory_gb}")
+        limit = max_bytes(args)
         cells = grid(archs, axes)
         swept = [n for n, v in axes.items() if len(v) > 1]
         where = (
@@ -454,7 +453,7 @@ def main(argv: Sequence[str] | None = None, stdout=None, stderr=None) -> int:
         frame, skipped = sweep(
             cells,
             args.out,
-            max_bytes=int(args.max_memory_gb * 1024**3),
+            max_bytes=limit,
             address=args.address,
             on_start=on_start,
             on_row=lambda row: (progress.step(_describe(row, swept)), finished.append(row)),

@@ -170,6 +170,18 @@ def test_init_options_reach_the_model(tmp_path):
         (["--forget-bias", "3"], "--lstm-init forget_bias"),
         (["--input", "adding", "--input-size", "1"], "--input-size >= 2"),
         (["--max-memory-gb", "1e-9"], "raise --max-memory-gb"),
+        (
+            ["--lstm-init", "forget_bias", "--forget-bias", "1e300"],
+            "--forget-bias must be a number between -50 and 50",
+        ),
+        (
+            ["--rnn-init", "orthogonal", "--spectral-radius", "nan"],
+            "--spectral-radius must be a number between 0 and 10",
+        ),
+        (["--max-memory-gb", "1e300"], "--max-memory-gb must be a number above 0 and at most 100,000"),
+        (["--max-memory-gb", "inf"], "--max-memory-gb must be a number above 0"),
+        (["--max-memory-gb", "nan"], "--max-memory-gb must be a number above 0"),
+        (["--seq-len", "1e400"], "invalid int value"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, says, tmp_path, monkeypatch):
@@ -208,3 +220,71 @@ def test_png_through_kaleido(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (2200, 1040)  # 1100 x 520 at scale 2
+
+
+def test_outputs_replace_whole_files_and_say_so(tmp_path):
+    paths = [str(tmp_path / "flow.csv"), str(tmp_path / "flow.html")]
+    code, out, err = run_cli(*TINY, "--out", paths[0], "--html", paths[1], "-q")
+    assert code == 0, err
+    assert "replaced" not in out
+    first = pd.read_csv(paths[0])
+    code, out, err = run_cli(*TINY, "--seed", "2", "--out", paths[0], "--html", paths[1], "-q")
+    assert code == 0, err
+    assert f"wrote {paths[0]} ({len(first):,} rows; replaced the previous file)" in out
+    assert f"wrote {paths[1]} (replaced the previous file)" in out
+    assert not pd.read_csv(paths[0])["value"].equals(first["value"])  # the new run's numbers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.csv", "flow.html"]  # no temporary left
+
+
+def test_ctrl_c_while_writing_out_keeps_the_previous_file(tmp_path):
+    """SIGINT in the middle of a 15-million-row CSV: the old file stays as it was, nothing
+    half-written is left, and the command says it was interrupted in one line (exit 130)."""
+    import signal
+    import time
+
+    out = tmp_path / "flow.csv"
+    out.write_text("the previous run\n")
+    args = ["--arch", "lstm", "--seq-len", "10000", "--hidden-size", "256", "-q", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lstm_viz", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    part = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        part = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+        if part and part[0].stat().st_size > 2_000_000:  # well into the rows
+            break
+        time.sleep(0.05)
+    assert part and proc.poll() is None, "the export never started or finished too soon"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["lstm-viz: interrupted; no output was left half-written"]
+    assert out.read_text() == "the previous run\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["flow.csv"]
+
+
+def test_a_machine_without_the_memory_gives_one_line_not_a_traceback():
+    """--max-memory-gb raised past what the machine has: torch cannot allocate the input (168 GB);
+    an address-space limit of 6 GB makes that certain on any machine."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+
+    args = ["--arch", "rnn", "--batch-size", "1024", "--seq-len", "10000", "--input-size", "4096"]
+    result = subprocess.run(
+        [sys.executable, "-m", "lstm_viz", *args, "--max-memory-gb", "100000", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("lstm-viz: error: this machine ran out of memory: lower --max-memory-gb")
