@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from pagetest import ROOT, run_page
+from playwright.sync_api import expect
 
 from lstm_viz import build_model, make_input, record, tables
 from lstm_viz.checks import check_float, finite_number
@@ -194,3 +195,35 @@ def test_a_loaded_model_is_refused_before_its_generated_input_is_built(tmp_path)
     torch.save(torch.nn.RNN(4096, 4, batch_first=True).state_dict(), tmp_path / "wide.pt")
     with pytest.raises(ValueError, match=r"needs about [\d.]+ GiB"):  # 168 GB of input alone
         record_files(tmp_path / "wide.pt", generate=("gaussian", 1024, 10_000, 0))
+
+
+def test_streamlit_shows_no_error_details_in_the_browser():
+    """An error nobody foresaw shows a generic message; the stack goes to the server's log only."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert 'showErrorDetails = "none"' in shown.splitlines()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("path", "query", "heading"),
+    [
+        ("Your_model", "?yours_seed=inf&yours_seq_len=1e400", "Your own model"),
+        ("Gates_and_cell_state", "?gates_sample=-inf&seq_len=inf&hidden_size=8", "Gates and cell state"),
+    ],
+)
+def test_a_served_page_opened_with_infinite_numbers_warns_and_draws(
+    app_url, page, wait_idle, path, query, heading
+):
+    page.goto(f"{app_url}/{path}{query}")
+    page.get_by_role("heading", name=heading).first.wait_for()
+    wait_idle(page)
+    expect(page.get_by_text("Part of the link was not used").first).to_be_visible()
+    assert not page.locator("[data-testid=stException]").count()
+    for key in ("yours_seed", "yours_seq_len", "gates_sample", "seq_len=inf"):
+        assert key not in page.url, page.url
