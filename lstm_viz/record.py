@@ -344,10 +344,11 @@ def record(
     float64's range as well raises ValueError naming the step (docs/engine.md).
     """
     _check_options(max_bytes, progress)
-    _check_weights(model)
-    given = _batch_major(model, x, grad_output)
-    model = _as_model(model)
-    x, grad_output = _check_input(model, *given)
+    with one_thread():  # a second OpenMP thread, once woken by a check, spins on a core for a while
+        _check_weights(model)
+        given = _batch_major(model, x, grad_output)
+        model = _as_model(model)
+        x, grad_output = _check_input(model, *given)
     _check_memory(model, x, max_bytes)
     reached = [0.0]
 
