@@ -467,7 +467,9 @@ def image(tmp_path_factory):
                     "Docker Hub cannot be reached and debootstrap is not installed",
                     ".ci/run installs debootstrap for the stand-in base image",
                 )
+            started = time.monotonic()
             build_stand_in(work, env, paths)
+            print(f"\nstand-in {STAND_IN} built in {time.monotonic() - started:.0f} s")
     tag = f"localhost/lstm-viz-test:{os.getpid()}"
     started = time.monotonic()
     build = podman(
