@@ -57,7 +57,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line that points to --help is enough.
-        raise UsageError(f"{message} (see python -m lstm_viz --help)")
+        raise UsageError(f"{message} (see {PROG} --help)")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -109,9 +109,13 @@ def add_setting_flags(parser: argparse.ArgumentParser, *, many: bool = False) ->
         )
 
 
+# How the user started us: the console script installed by pip, or the module.
+PROG = "lstm-viz" if Path(sys.argv[0]).name == "lstm-viz" else "python -m lstm_viz"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m lstm_viz",
+        prog=PROG,
         description="Record how the gradient of a loss on the last step flows back in time through\n"
         "untrained recurrent networks: print each model's decay rate and half-life, and save\n"
         "the recording and the chart. The same runs as the app's Gradient flow page.",
