@@ -56,12 +56,18 @@ def median_curve(values: np.ndarray) -> np.ndarray:
     return batch_percentile(values, 50)
 
 
+def _check_recording(rec: object, function: str) -> None:
+    if not isinstance(rec, Recording):
+        raise TypeError(f"{function} takes a Recording (from lstm_viz.record), got {type(rec).__name__}")
+
+
 def decay_fit(rec: Recording, quantity: str = "log10_grad_h") -> DecayFit:
     """Least-squares line through the batch median of `quantity` over every finite step.
 
     The gradient entering at T-1 is often off the line for a step or two; over
     hundreds of steps that does not move the slope.
     """
+    _check_recording(rec, "decay_fit")
     if quantity not in GRADIENT_NORMS:
         raise ValueError(f"quantity must be one of {GRADIENT_NORMS}, got {quantity!r}")
     values = getattr(rec, quantity)
@@ -83,6 +89,7 @@ def spectral_radius(matrix: np.ndarray) -> float:
 
 def recurrent_spectral_radii(rec: Recording) -> dict[str, float]:
     """Spectral radius of each H x H block of W_hh: {"hidden": rho} for the RNN, per gate otherwise."""
+    _check_recording(rec, "recurrent_spectral_radii")
     H = rec.hidden_size
     names = GATE_NAMES[rec.arch] or ("hidden",)
     return {name: spectral_radius(rec.weight_hh[k * H : (k + 1) * H]) for k, name in enumerate(names)}
@@ -105,6 +112,7 @@ def gate_stats(rec: Recording, gate: str | None = None) -> GateStats:
     The saturation fractions follow Karpathy, Johnson & Fei-Fei (2015): a unit whose gate
     is mostly above 0.9 keeps its state, one mostly below 0.1 resets it.
     """
+    _check_recording(rec, "gate_stats")
     gate = gate or KEEP_GATE.get(rec.arch)
     if gate not in rec.gates:
         raise ValueError(f"the {rec.arch} has gates {sorted(rec.gates) or 'none'}, not {gate!r}")

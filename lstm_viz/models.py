@@ -14,6 +14,7 @@ Gate order (rows of the weight matrices), as in PyTorch:
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -334,10 +335,11 @@ def build_model(
         raise ValueError(f"init for {arch!r} must be one of {INITS[arch]}, got {init!r}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if not (math.isfinite(spectral_radius) and spectral_radius >= 0):
-        raise ValueError(f"spectral_radius must be a finite number >= 0, got {spectral_radius!r}")
-    if not math.isfinite(forget_bias):
-        raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+    numbers_given = [("spectral_radius", spectral_radius, 0), ("forget_bias", forget_bias, -math.inf)]
+    for name, value, low in numbers_given:
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= low):
+            raise ValueError(f"{name} must be a finite number{' >= 0' if low == 0 else ''}, got {value!r}")
     if init == "chrono":
         check_int("t_max", t_max, 2, 10**7)
     if arch != "rnn" and nonlinearity is not None:

@@ -243,7 +243,11 @@ def _check_weights(model) -> None:
         )
 
 
-def _check_options(max_bytes, progress) -> None:
+def _check_options(max_bytes, progress, label, meta) -> None:
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a string (the legend name), not {type(label).__name__}")
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f"meta must be None or a dict (the settings of the run), not {type(meta).__name__}")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Real):
         raise TypeError(
             f"max_bytes must be a number of bytes, e.g. 4 * 1024**3 for 4 GiB, got {type(max_bytes).__name__}"
@@ -343,7 +347,7 @@ def record(
     then says dtype="float64" and why (float64_reason). A network whose state leaves
     float64's range as well raises ValueError naming the step (docs/engine.md).
     """
-    _check_options(max_bytes, progress)
+    _check_options(max_bytes, progress, label, meta)
     with one_thread():  # a second OpenMP thread, once woken by a check, spins on a core for a while
         _check_weights(model)
         given = _batch_major(model, x, grad_output)

@@ -140,3 +140,29 @@ def test_estimate_bytes_names_the_archs_and_dtypes():
     with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
         lstm_viz.estimate_bytes("lstm", 1, 10, 4, 3, dtype=torch.int64)
     assert lstm_viz.estimate_bytes("lstm", 1, 10, 4, 3) > 0
+
+
+def test_label_and_meta_must_be_a_string_and_a_dict(x):
+    model = lstm_viz.build_model("rnn", 3, 4)
+    with pytest.raises(TypeError, match="label must be a string"):
+        lstm_viz.record(model, x, label=5)
+    with pytest.raises(TypeError, match=r"meta must be None or a dict"):
+        lstm_viz.record(model, x, meta=[("seed", 0)])
+
+
+NOT_NUMBERS = [("spectral_radius", "1"), ("spectral_radius", -0.5), ("spectral_radius", True),
+               ("forget_bias", "1"), ("forget_bias", math.inf)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), NOT_NUMBERS)
+def test_model_numbers_must_be_finite_numbers(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+        lstm_viz.build_model("lstm", 3, 4, **{name: value})
+
+
+def test_analysis_takes_a_recording():
+    for function in (analysis.decay_fit, analysis.recurrent_spectral_radii, analysis.gate_stats):
+        with pytest.raises(
+            TypeError, match=f"{function.__name__} takes a Recording \\(from lstm_viz.record\\), got dict"
+        ):
+            function({"log10_grad_h": np.zeros((1, 5))})
