@@ -9,6 +9,7 @@ a page prefix in their key.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -18,6 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
+from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from lstm_viz import Recording
@@ -269,9 +271,36 @@ def _run_again() -> None:
     st.session_state.pop(_CANCELLED, None)
 
 
+# A waiting page redraws its message when its place in line changes, else every WAIT_REDRAW_S
+# seconds: a redraw is where Streamlit can stop the script (Cancel, a changed widget), and each
+# one costs every waiting browser a render (20 tabs redrawing twice a second slowed the others).
+WAIT_REDRAW_S = 2.0
+
+
+def _stop_if_gone() -> None:
+    """Stop this script if its browser tab has gone. Streamlit asks such a script to stop, which
+    happens at its next redraw; a waiting page redraws less often than it polls the line."""
+    ctx = get_script_run_ctx()
+    if ctx is not None and Runtime.exists() and not Runtime.instance().is_active_session(ctx.session_id):
+        st.stop()
+
+
+class _Throttled:
+    """Line.turn's on_wait: calls draw(ahead) when `ahead` changes or WAIT_REDRAW_S have passed,
+    and stops the script if the browser tab has gone."""
+
+    def __init__(self, draw: Callable[[int], None]):
+        self.draw, self.ahead, self.drawn = draw, None, 0.0
+
+    def __call__(self, ahead: int) -> None:
+        _stop_if_gone()
+        if ahead != self.ahead or time.monotonic() - self.drawn >= WAIT_REDRAW_S:
+            self.draw(ahead)
+            self.ahead, self.drawn = ahead, time.monotonic()
+
+
 class _Waiting:
-    """Line.turn's on_wait: says how many runs are ahead, under a Cancel button. Drawing also lets
-    Streamlit stop this wait when the user presses Cancel, changes a widget or leaves."""
+    """Draws how many runs are ahead, over a Cancel button (wrapped in _Throttled for Line.turn)."""
 
     def __init__(self, slot, keys: list):
         self.slot, self.keys, self.text = slot, keys, None
@@ -389,7 +418,7 @@ def recordings(
             return _last_or_stop(runs)
         if heavy:
             try:
-                with _heavy_line().turn(_Waiting(slot, keys)):
+                with _heavy_line().turn(_Throttled(_Waiting(slot, keys))):
                     out = _record(runs, todo, slot, keys)
             finally:
                 release_memory()  # a heavy run's freed buffers go back to the system
@@ -413,7 +442,7 @@ def training_turn(bar, fraction: float, text: str) -> AbstractContextManager[Non
             fraction, text=f"{text}: waiting for the server, {ahead} {'run' if ahead == 1 else 'runs'} ahead"
         )
 
-    return _heavy_line().turn(on_wait)
+    return _heavy_line().turn(_Throttled(on_wait))
 
 
 def chart(fig: go.Figure, caption: str | None, key: str, title: str = "") -> None:

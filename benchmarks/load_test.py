@@ -50,6 +50,9 @@ DRAWN = """() => {
     return app && app.dataset.testScriptState === 'notRunning' && charts.length > 0
         && charts.every(c => c.querySelector('.main-svg'));
 }"""
+# The page's run is in line (the waiting message), running (its progress bar) or done.
+STARTED = f"""() => window.sawWaiting === true || !!document.querySelector('[data-testid=stProgress]')
+    || ({DRAWN})()"""
 TRACES = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._fullData
     .filter(t => t.y).map(t => [t.name, Array.from(t.y)]))"""
 WAITING = "Waiting for the server"
@@ -111,6 +114,29 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def _stat(pid: int) -> tuple[int, float]:
+    """(parent pid, CPU seconds used) of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants_cpu(root: int, skip: int) -> dict[int, float]:
+    """CPU seconds of each live process under root (the load test), not counting skip (the server)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stats[int(entry.name)] = _stat(int(entry.name))
+    out = {}
+    for pid, (_, cpu) in stats.items():
+        ancestor = pid
+        while ancestor in stats and ancestor not in (root, skip, 0, 1):
+            ancestor = stats[ancestor][0]
+        if ancestor == root and pid != skip:
+            out[pid] = cpu
+    return out
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) process pid has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -118,14 +144,23 @@ def cpu_s(pid: int) -> float:
 
 
 class PeakRss:
-    """Samples a process's RSS every `every` seconds on a thread while in the with-block; .peak in MB."""
+    """Samples a process's RSS every `every` seconds on a thread while in the with-block; .peak in
+    MB. Also .browser_cpu: CPU seconds of this script's other descendants (the browsers) meanwhile,
+    from their last samples (a tab that closes between samples loses its last fraction)."""
 
     def __init__(self, pid: int, every: float = 0.2):
         self.pid, self.every, self.peak, self._stop = pid, every, 0.0, threading.Event()
+        self._cpu: dict[int, float] = {}
+        self._start = descendants_cpu(os.getpid(), pid)
+
+    @property
+    def browser_cpu(self) -> float:
+        return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._cpu.items())
 
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_mb(self.pid))
+            self._cpu.update(descendants_cpu(os.getpid(), self.pid))
             self._stop.wait(self.every)
 
     def __enter__(self) -> PeakRss:
@@ -166,12 +201,20 @@ def same_lines(traces: dict[str, list], expected: dict[str, np.ndarray]) -> bool
 
 
 async def session(
-    context, url: str, values: dict, *, move: bool = False, timeout_s: float = 300, delay_s: float = 0
+    context,
+    url: str,
+    values: dict,
+    *,
+    move: bool = False,
+    timeout_s: float = 300,
+    delay_s: float = 0,
+    started: list | None = None,
 ) -> dict:
     """One user, in its own tab of a shared browser context (its own Streamlit session; the tabs
     share the browser's cache, as one user's tabs would): after delay_s, open the Gradient flow page
     with these settings and wait for every chart; with move, then press the Sequence length
-    slider's right arrow twice and wait for the redraw. Returns {"times": [seconds per render],
+    slider's right arrow twice and wait for the redraw. Once the page is loaded and its run
+    is waiting in line, running or done, appends to `started`. Returns {"times": [seconds per render],
     "traces", "errors", "waited" (saw the waiting message)}."""
     await asyncio.sleep(delay_s)
     page = await context.new_page()
@@ -181,6 +224,9 @@ async def session(
     try:
         start = time.perf_counter()
         await page.goto(f"{url}/?{query(values)}", timeout=timeout_s * 1000)
+        if started is not None:
+            await page.wait_for_function(STARTED, timeout=timeout_s * 1000, polling=100)
+            started.append(values)
         await page.wait_for_function(DRAWN, timeout=timeout_s * 1000, polling=100)
         result["times"].append(time.perf_counter() - start)
         result["waited"] = await page.evaluate("() => window.sawWaiting === true")
@@ -263,11 +309,17 @@ async def heavy_scenario(
     url: str, sessions: int, timeout_s: float, light_after_s: float, heavy: dict = HEAVY
 ) -> dict:
     async with browser_context() as context:
+        started: list[dict] = []
         runs = [
-            asyncio.create_task(session(context, url, {**heavy, "seed": 200 + k}, timeout_s=timeout_s))
+            asyncio.create_task(
+                session(context, url, {**heavy, "seed": 200 + k}, timeout_s=timeout_s, started=started)
+            )
             for k in range(sessions)
         ]
-        await asyncio.sleep(light_after_s)  # the heavy runs are queued or running by now
+        deadline = time.monotonic() + timeout_s
+        while len(started) < sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # every heavy page loaded and its run in line (or further)
+        await asyncio.sleep(light_after_s)
         light = await session(context, url, {**LIGHT, "seed": 999}, timeout_s=timeout_s)
         results = await asyncio.gather(*runs)
     times = [t for r in results for t in r["times"]]
@@ -334,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds any one wait may take")
     parser.add_argument("--settle", type=float, default=150, help="seconds after the heavy sessions end")
     parser.add_argument("--arrive-over", type=float, default=5, help="light sessions open over S seconds")
-    parser.add_argument("--light-after", type=float, default=10, help="seconds into the heavy load")
+    parser.add_argument(
+        "--light-after", type=float, default=2, help="seconds after every heavy page has loaded and queued"
+    )
     args = parser.parse_args(argv)
     print(f"# {os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.2f}", flush=True)
     failed = False
@@ -357,12 +411,13 @@ def main(argv: list[str] | None = None) -> int:
             cpu, wall = cpu_s(pid), time.perf_counter()
             with PeakRss(pid) as peak:
                 r = asyncio.run(light_scenario(url, args.sessions, args.timeout, args.arrive_over))
-            cpu, wall = cpu_s(pid) - cpu, time.perf_counter() - wall
+            cpu, browsers, wall = cpu_s(pid) - cpu, peak.browser_cpu, time.perf_counter() - wall
             table({
                 "scenario": "light T=1000 H=128", "sessions": r["sessions"], "renders": r["renders"],
                 "equal to CLI": f"{r['equal_cli']}/{r['sessions']}", "median s": f"{r['median_s']:.2f}",
                 "p95 s": f"{r['p95_s']:.2f}", "slider median s": f"{r['slider_median_s']:.2f}",
-                "server CPU s / wall s": f"{cpu:.0f} / {wall:.0f}", "peak RSS MB": f"{peak.peak:.0f}",
+                "CPU s server / browsers / wall": f"{cpu:.0f} / {browsers:.0f} / {wall:.0f}",
+                "peak RSS MB": f"{peak.peak:.0f}",
                 "errors": len(r["errors"]),
                 "load": f"{os.getloadavg()[0]:.1f}",
             })  # fmt: skip
