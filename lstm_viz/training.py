@@ -39,6 +39,7 @@ from .analysis import KEEP_GATE  # the gate that decides how much of the past su
 from .checks import check_int
 from .loading import model_from_dict
 from .models import ARCHS, INITS, RecurrentModel, build_model, seeded_linear
+from .passes import one_thread
 from .record import Recording, record
 from .tasks import check_lag, get_task, make_batch
 
@@ -249,7 +250,8 @@ class Trainer:
                 self._train_step()
                 return True
 
-        return run_steps(step, lambda: self.done, n, seconds)
+        with one_thread():  # small recurrent steps run fastest on one thread; this thread's alone
+            return run_steps(step, lambda: self.done, n, seconds)
 
     def _train_step(self) -> None:
         x, y = self.task.batch(self.config.batch_size, self.config.lag, self.batches)
@@ -399,8 +401,9 @@ def task_grad_output(
 def run_steps(step: Callable[[], bool], done: Callable[[], bool], n: int, seconds: float | None) -> int:
     """Call step() up to n times until done(), stopping early once `seconds` have passed (so a page
     can redraw) or when step() returns False. Returns the steps taken. The Training lab's and the
-    char-model trainers' loop. It leaves torch's thread count alone: that setting is the whole
-    process's, and a server trains for several users at once (a script sets it for itself)."""
+    char-model trainers' loop. It leaves torch's thread count alone: torch.set_num_threads is the
+    whole process's, and a server trains for several users at once (passes.one_thread limits the
+    calling thread only)."""
     taken, start = 0, time.perf_counter()
     while taken < n and not done():
         if seconds is not None and taken and time.perf_counter() - start > seconds:

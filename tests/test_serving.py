@@ -158,13 +158,17 @@ def _rss_mb() -> float:
 
 
 def test_release_memory_hands_freed_heap_back_to_the_system():
-    arrays = [np.ones(4096) for _ in range(20_000)]  # 32 KB each: below mmap's threshold, on the heap
-    keep = np.ones(1)  # allocated after them: the heap's top is not free, so only trimming helps
+    # 32 KB arrays (below mmap's threshold: on the heap), each followed by a small one that stays:
+    # the freed blocks cannot merge into the heap's top, so free() alone returns none of them.
+    arrays, kept = [], []
+    for _ in range(20_000):
+        arrays.append(np.ones(4096))
+        kept.append(np.ones(200))  # 1.6 KB: above numpy's own cache of small blocks
     del arrays
     before = _rss_mb()
     assert release_memory()
-    assert _rss_mb() < before - 300  # most of the 650 MB freed went back
-    del keep
+    assert _rss_mb() < before - 150  # a good part of the 650 MB freed went back (250-300 MB here)
+    del kept
 
 
 def test_training_leaves_torch_thread_count_alone_for_other_sessions():
