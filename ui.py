@@ -54,6 +54,7 @@ PROGRESS_CELLS = 200_000
 # Runs above this many values (about a second of work) wait their turn in the server's line
 # (lstm_viz.workers.Line); smaller ones start at once, so light pages stay quick while heavy runs queue.
 HEAVY_CELLS = 1_000_000
+HEAVY_WORK = 2.5e10  # multiply-adds of a connectivity map: about a second on one core
 SIDEBAR = [s for s in SETTINGS if s.widget is not None]
 _ALL_KEYS = {s.name for s in SIDEBAR} | {a for s in SIDEBAR for a in s.aliases}
 
@@ -433,9 +434,10 @@ def recordings(
     return out
 
 
-def training_turn(bar, fraction: float, text: str) -> AbstractContextManager[None]:
-    """A turn in the server's line for one chunk of training (with-block). While it waits, the
-    progress bar `bar` (an st.empty) shows fraction and text, and how many runs are ahead."""
+def take_turn(bar, fraction: float, text: str) -> AbstractContextManager[None]:
+    """A turn in the server's line for a page's own long work (a chunk of training, a connectivity
+    map), as a with-block. While it waits, the progress bar `bar` (an st.progress or st.empty)
+    shows fraction and text, and how many runs are ahead."""
 
     def on_wait(ahead: int) -> None:
         bar.progress(

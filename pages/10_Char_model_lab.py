@@ -62,7 +62,7 @@ def draw() -> None:
 
 draw()
 while running and not trainer.done and state.get("charlab_running"):
-    with ui.training_turn(progress, trainer.step / trainer.config.steps, f"step {trainer.step}"):
+    with ui.take_turn(progress, trainer.step / trainer.config.steps, f"step {trainer.step}"):
         trainer.advance(trainer.config.steps, seconds=0.7)  # Stop interrupts between chunks
     draw()
 if running and trainer.done:

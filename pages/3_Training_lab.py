@@ -109,7 +109,7 @@ progress, live, total = st.empty(), st.empty(), trainer.config.steps
 progress.progress(trainer.step / total, text=f"step {trainer.step} of {total}")
 if running:
     while not trainer.done and not trainer.paused:  # Stop pauses the trainer, even mid-chunk
-        with ui.training_turn(progress, trainer.step / total, f"step {trainer.step} of {total}"):
+        with ui.take_turn(progress, trainer.step / total, f"step {trainer.step} of {total}"):
             trainer.advance(total, seconds=0.7)  # users training at once take turns, chunk by chunk
         progress.progress(trainer.step / total, text=f"step {trainer.step} of {total}")
         live.plotly_chart(tf.loss_figure(trainer.results()), width="stretch", key=f"loss{trainer.step}")

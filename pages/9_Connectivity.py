@@ -1,5 +1,6 @@
 """Connectivity: how far back each output still listens (the T x T input-output gradient map)."""
 
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import streamlit as st
@@ -23,14 +24,16 @@ MAX_PAGE_WORK = 3e12  # multiply-adds, both maps: about two minutes on one core
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def cached_connectivity(arch: str, settings: dict):
-    """lstm_viz.connectivity on the seeded model and input these plain settings describe. The bar is
-    made here, not passed in: Streamlit replays a cached function's elements on a hit (made, filled,
-    emptied), and an element from outside would be looked for in a session that no longer has it."""
+def cached_connectivity(arch: str, settings: dict, queued: bool):
+    """lstm_viz.connectivity on the seeded model and input these plain settings describe; queued: a
+    long map waits its turn in the server's line. The bar is made here, not passed in: Streamlit
+    replays a cached function's elements on a hit (made, filled, emptied), and an element from
+    outside would be looked for in a session that no longer has it."""
     model, x = model_and_input(Settings(**settings), arch)
     text = f"Computing the {ARCHS[arch]}'s connectivity..."
     bar = st.progress(0.0, text=text)
-    values = connectivity(model, x, progress=lambda f: bar.progress(f, text=text))
+    with ui.take_turn(bar, 0.0, text) if queued else nullcontext():
+        values = connectivity(model, x, progress=lambda f: bar.progress(f, text=text))
     bar.empty()
     return values
 
@@ -55,7 +58,7 @@ if work > MAX_PAGE_WORK:
     )
     st.stop()
 try:
-    values = {arch: cached_connectivity(arch, asdict(settings)) for arch in ARCHS}
+    values = {arch: cached_connectivity(arch, asdict(settings), work > ui.HEAVY_WORK) for arch in ARCHS}
 except ValueError as err:
     st.error(str(err))
     st.stop()

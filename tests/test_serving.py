@@ -287,3 +287,19 @@ def test_a_download_does_not_keep_its_recordings_alive():
     assert alive() is None
     (again,) = recall()
     assert again.arch == "gru" and np.array_equal(again.log10_grad_h, expected)
+
+
+def test_a_long_connectivity_map_waits_its_turn_and_a_short_one_does_not(monkeypatch):
+    from pagetest import run_page
+
+    import ui
+
+    line, taken = Line(1), []
+    real_turn = line.turn
+    monkeypatch.setattr(line, "turn", lambda *a, **k: taken.append(1) or real_turn(*a, **k))
+    monkeypatch.setattr(ui, "_heavy_line", lambda: line)
+    at = run_page("pages/9_Connectivity.py", {"seq_len": "12", "hidden_size": "4", "seed": "7071"})
+    assert taken == [] and len(at.get("plotly_chart")) == 2  # light: no turn taken
+    monkeypatch.setattr(ui, "HEAVY_WORK", 0)  # every map is long now
+    at = run_page("pages/9_Connectivity.py", {"seq_len": "12", "hidden_size": "4", "seed": "7072"})
+    assert taken == [1, 1] and len(at.get("plotly_chart")) == 2 and line.running == 0
