@@ -1,5 +1,6 @@
 """Phase diagram: the gradient's half-life over two settings at once, computed here or loaded from a sweep."""
 
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import streamlit as st
@@ -92,11 +93,13 @@ else:
             f"Ray and load the file:\n\n`{sweep.command_line([arch], axes, base)}`"
         )
         st.stop()
+    heavy = sum(s.batch_size * s.seq_len * s.hidden_size for _, s in cells) > ui.HEAVY_CELLS
     with st.status(f"Measuring {len(cells)} cells...") as status:
         bar, rows = st.progress(0.0), []
-        for k, (a, s) in enumerate(cells):
-            rows.append({"arch": a, **asdict(s), **cached_cell(a, **asdict(s))})
-            bar.progress((k + 1) / len(cells), text=f"{k + 1} of {len(cells)} cells")
+        with ui.take_turn(bar, 0.0, f"{len(cells)} cells") if heavy else nullcontext():  # a long grid queues
+            for k, (a, s) in enumerate(cells):
+                rows.append({"arch": a, **asdict(s), **cached_cell(a, **asdict(s))})
+                bar.progress((k + 1) / len(cells), text=f"{k + 1} of {len(cells)} cells")
         status.update(label=f"Measured {len(cells)} cells", state="complete", expanded=False)
     frame = sweep.frame_of(rows)
     where = "computed here, in this process (no Ray: it would start slower than these cells run)"

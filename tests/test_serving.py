@@ -303,3 +303,27 @@ def test_a_long_connectivity_map_waits_its_turn_and_a_short_one_does_not(monkeyp
     monkeypatch.setattr(ui, "HEAVY_WORK", 0)  # every map is long now
     at = run_page("pages/9_Connectivity.py", {"seq_len": "12", "hidden_size": "4", "seed": "7072"})
     assert taken == [1, 1] and len(at.get("plotly_chart")) == 2 and line.running == 0
+
+
+def test_a_long_phase_grid_waits_its_turn(monkeypatch):
+    from pagetest import run_page
+
+    import ui
+
+    line, taken = Line(1), []
+    real_turn = line.turn
+    monkeypatch.setattr(line, "turn", lambda *a, **k: taken.append(1) or real_turn(*a, **k))
+    monkeypatch.setattr(ui, "_heavy_line", lambda: line)
+    small = {
+        "hidden_size": "4",
+        "input_size": "2",
+        "phase_seq_len": "12 20",
+        "phase_seeds": "1",
+        "seed": "9091",
+    }
+    at = run_page("pages/5_Phase_diagram.py", small, errors_allowed=True)
+    assert taken == [] and not at.exception  # a small grid starts at once
+    monkeypatch.setattr(ui, "HEAVY_CELLS", 0)
+    at = run_page("pages/5_Phase_diagram.py", small | {"seed": "9092"}, errors_allowed=True)
+    assert taken == [1] and not at.exception and line.running == 0
+    assert at.get("plotly_chart")
