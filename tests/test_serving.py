@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -230,6 +231,13 @@ def _load_test():
 
 
 @pytest.mark.browser
+def _run(coroutine):
+    """asyncio.run on a thread of its own: in a full test run, playwright's sync API (the other
+    browser tests) leaves an event loop running on the main thread, where asyncio.run refuses."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_small_load_every_chart_matches_the_command_line_and_heavy_runs_queue():
     """5 light sessions (one moving a slider) draw what the command line records; with one worker,
     3 heavy sessions take turns (one at least sees the line) and a light page still renders."""
@@ -239,10 +247,10 @@ def test_small_load_every_chart_matches_the_command_line_and_heavy_runs_queue():
         _missing("the playwright Python package is not installed (pip install playwright)")
     lt = _load_test()
     with lt.serve({"LSTM_VIZ_WORKERS": "1"}) as (url, _):
-        light = asyncio.run(lt.light_scenario(url, 5, 60, arrive_over_s=1))
+        light = _run(lt.light_scenario(url, 5, 60, arrive_over_s=1))
         assert light["errors"] == [] and light["renders"] == 6 and light["equal_cli"] == 5
         # T * H just above ui.HEAVY_CELLS: quick runs, yet they wait their turn
-        heavy = asyncio.run(lt.heavy_scenario(url, 3, 60, 0.5, heavy={"seq_len": 4000, "hidden_size": 256}))
+        heavy = _run(lt.heavy_scenario(url, 3, 60, 0.5, heavy={"seq_len": 4000, "hidden_size": 256}))
     assert heavy["errors"] == [] and heavy["rendered"] == 3
     assert heavy["waited"] >= 1
     assert heavy["light_s"] < 20  # generous for busy CI machines; the load test reports the real figure
