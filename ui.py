@@ -9,10 +9,11 @@ a page prefix in their key.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import astuple
 from pathlib import Path
 
@@ -445,6 +446,44 @@ def take_turn(bar, fraction: float, text: str) -> AbstractContextManager[None]:
         )
 
     return _heavy_line().turn(_Throttled(on_wait))
+
+
+def _key_part(value):
+    """A store key's part for an argument: uploaded bytes by their digest, dicts and lists as tuples."""
+    if isinstance(value, bytes | bytearray):
+        return ("sha256", hashlib.sha256(value).hexdigest())
+    if isinstance(value, dict):
+        return tuple(sorted((k, _key_part(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_key_part(v) for v in value)
+    return value
+
+
+def shared(spinner: str = "", heavy: Callable[..., bool] | None = None):
+    """A page's cache, in place of st.cache_data: results go into the store every session shares,
+    which is bounded by bytes (st.cache_data bounds entries, however large, and hands each session
+    its own copy). Arguments must be hashable or bytes, dicts and lists of them. heavy(*args,
+    **kwargs) true: the work first waits its turn in the server's line, as long recordings do."""
+
+    def decorate(fn: Callable) -> Callable:
+        def cached(*args, **kwargs):
+            key = ("shared", fn.__module__, fn.__qualname__, _key_part(args), _key_part(kwargs))
+            if (value := _store().get(key)) is not None:
+                return value
+            slot = st.empty()
+            text = spinner or "Computing..."
+            turn = take_turn(slot, 0.0, text) if heavy is not None and heavy(*args, **kwargs) else nullcontext()
+            with turn:
+                slot.empty()
+                with st.spinner(text) if spinner else nullcontext():
+                    value = fn(*args, **kwargs)
+            slot.empty()
+            _store().put(key, value)
+            return value
+
+        return cached
+
+    return decorate
 
 
 def chart(fig: go.Figure, caption: str | None, key: str, title: str = "") -> None:

@@ -20,7 +20,7 @@ shown = Settings(**recs[0].meta)  # the recordings' own settings (the last that 
 plan = theory_text.spectrum_plan(shown.seq_len, shown.batch_size, shown.hidden_size, ["rnn", "lstm"])
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@ui.shared()
 def spectra(arch: str, steps: int, singular: bool, **plain) -> dict:
     """Top Lyapunov estimate and the MAX_K largest exponents (first `steps` steps) and singular values."""
     model, x = model_and_input(Settings(**plain), arch)

@@ -19,17 +19,17 @@ st.markdown(
 ui.nav()
 
 
-@st.cache_data(max_entries=16, show_spinner="Recording the passage...")
+@ui.shared("Recording the passage...")
 def passage_recording(arch: str, start: int, length: int):
     return tv.passage_recording(arch, start, length)
 
 
-@st.cache_data(max_entries=64, show_spinner="Recording the gradient...")
+@ui.shared("Recording the gradient...")
 def influence_recording(arch: str, start: int, length: int, position: int):
     return tv.influence_recording(arch, start, length, position)
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing the connectivity...")
+@ui.shared("Computing the connectivity...")
 def passage_connectivity(arch: str, start: int, length: int):
     return tv.passage_connectivity(arch, start, length)
 

@@ -29,12 +29,20 @@ batch_size = st.sidebar.number_input("Batch of sequences", 1, 64, 1, key="yours_
 seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="yours_seed", bind="query-params")
 
 
-@st.cache_data(max_entries=8, show_spinner="Recording your model...")
+def _heavy(model: bytes, sequence: bytes | None, kind: str | None, generate: tuple, *_) -> bool:
+    """Whether a run is long enough to wait its turn in the server's line, from the files' sizes
+    alone: an LSTM's weights take about 32 H^2 bytes, and a sequence at least a byte per step."""
+    hidden = (len(model) / 32) ** 0.5
+    steps = generate[1] * generate[2] if sequence is None else len(sequence)
+    return steps * hidden > ui.HEAVY_CELLS
+
+
+@ui.shared("Recording your model...", heavy=_heavy)
 def recording(model: bytes, sequence: bytes | None, kind: str | None, generate: tuple, label: str):
     return record_files(model, sequence, kind=kind, generate=generate, label=label)
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing the connectivity...")
+@ui.shared("Computing the connectivity...", heavy=_heavy)
 def connectivity_of(model: bytes, sequence: bytes | None, kind: str | None, generate: tuple):
     return connectivity_files(model, sequence, kind=kind, generate=generate)
 

@@ -23,12 +23,10 @@ ARCHS = {"rnn": "RNN", "lstm": "LSTM"}
 MAX_PAGE_WORK = 3e12  # multiply-adds, both maps: about two minutes on one core
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@ui.shared()
 def cached_connectivity(arch: str, settings: dict, queued: bool):
     """lstm_viz.connectivity on the seeded model and input these plain settings describe; queued: a
-    long map waits its turn in the server's line. The bar is made here, not passed in: Streamlit
-    replays a cached function's elements on a hit (made, filled, emptied), and an element from
-    outside would be looked for in a session that no longer has it."""
+    long map waits its turn in the server's line. Kept in the store every session shares."""
     model, x = model_and_input(Settings(**settings), arch)
     text = f"Computing the {ARCHS[arch]}'s connectivity..."
     bar = st.progress(0.0, text=text)

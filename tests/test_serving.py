@@ -335,3 +335,29 @@ def test_a_long_phase_grid_waits_its_turn(monkeypatch):
     at = run_page("pages/5_Phase_diagram.py", small | {"seed": "9092"}, errors_allowed=True)
     assert taken == [1] and not at.exception and line.running == 0
     assert at.get("plotly_chart")
+
+
+def test_a_pages_shared_cache_keeps_one_copy_in_the_byte_bounded_store(monkeypatch):
+    """ui.shared (the Text, Your model, Theory and Connectivity pages' cache): a result is computed
+    once for equal arguments (uploaded bytes by their digest), handed to every caller as the same
+    object, kept in the store whose bytes are bounded, and heavy work waits its turn in the line."""
+    import ui
+
+    store, line, calls, turns = Store(10_000), Line(1), [], []
+    monkeypatch.setattr(ui, "_store", lambda: store)
+    monkeypatch.setattr(ui, "_heavy_line", lambda: line)
+    real_turn = line.turn
+    monkeypatch.setattr(line, "turn", lambda on_wait: turns.append(1) or real_turn(on_wait))
+
+    @ui.shared(heavy=lambda data, n: n > 100)
+    def work(data: bytes, n: int) -> np.ndarray:
+        calls.append((data, n))
+        return np.zeros(n, dtype=np.uint8)
+
+    first = work(b"model", 10)
+    assert work(b"model", 10) is first and len(calls) == 1 and turns == []
+    assert work(b"other", 10) is not first and len(calls) == 2
+    big = work(b"model", 1000)
+    assert turns == [1] and big.nbytes == 1000 and store.bytes == 1020
+    work(b"model", 9_000)  # over the bound together with the rest: the least recently used go
+    assert store.bytes <= 10_000 and work(b"model", 10) is not first and len(calls) == 5
