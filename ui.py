@@ -472,8 +472,8 @@ def shared(spinner: str = "", heavy: Callable[..., bool] | None = None):
                 return value
             slot = st.empty()
             text = spinner or "Computing..."
-            turn = take_turn(slot, 0.0, text) if heavy is not None and heavy(*args, **kwargs) else nullcontext()
-            with turn:
+            long = heavy is not None and heavy(*args, **kwargs)
+            with take_turn(slot, 0.0, text) if long else nullcontext():
                 slot.empty()
                 with st.spinner(text) if spinner else nullcontext():
                     value = fn(*args, **kwargs)
