@@ -209,7 +209,8 @@ def test_installed_command_runs_from_any_folder(installed_venv, tmp_path, comman
     assert result.returncode == 0, result.stderr
     assert "--spectral-radius" in result.stdout
     # the usage line names the command the user typed
-    assert result.stdout.startswith("usage: " + ("lstm-viz" if command == ["lstm-viz"] else "python -m lstm_viz"))
+    typed = "lstm-viz" if command == ["lstm-viz"] else "python -m lstm_viz"
+    assert result.stdout.startswith(f"usage: {typed}")
 
 
 def test_installed_package_holds_its_weights(installed_venv, tmp_path):
