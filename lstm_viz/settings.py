@@ -102,7 +102,12 @@ class Setting:
             raise ValueError(f"{self.name} must be a number, got {shown(repr(raw))}") from None
         if self.type is int and number.is_integer() and abs(number) < 2**63:
             number = int(number)  # "1e3" is 1000; 1e300 stays a float, which check_int refuses
-        return self.check(number, bounds)
+        try:
+            return self.check(number, bounds)
+        except ValueError as err:  # name what was typed ("1e400"), not what float() made of it (inf)
+            if str(number) != raw.strip() and f"got {number}" in str(err):
+                raise ValueError(str(err).replace(f"got {number}", f"got {shown(raw.strip())}")) from None
+            raise
 
     def applies(self, values: Mapping[str, object]) -> bool:
         """Whether this setting changes anything under the other values."""

@@ -216,3 +216,10 @@ def test_layers_and_direction_are_settings_everywhere():
     with pytest.raises(ValueError, match="LSTM run needs"):
         check_memory(deep, ["lstm"])
     check_memory(deep.replace(num_layers=1, bidirectional=False, batch_size=1), ["lstm"])  # fits alone
+
+
+@pytest.mark.parametrize("raw", ["1e400", "1e300", "-1e999"])
+def test_a_refused_link_value_is_named_as_typed_not_as_float_read_it(raw):
+    _, problems = from_query({"hidden_size": raw, "forget_bias": raw})
+    for name in ("hidden_size", "forget_bias"):
+        assert problems[name].endswith(f"got {raw}"), problems[name]
