@@ -13,11 +13,13 @@ def shown(raw: object, limit: int = 24) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
-def check_int(name: str, value: object, low: int, high: int) -> int:
+def check_int(name: str, value: object, low: int, high: int, typed: str | None = None) -> int:
     """value, if it is an integer in [low, high] (bools are not); else a ValueError naming the range:
-    "hidden_size must be an integer between 1 and 4096, got 0"."""
+    "hidden_size must be an integer between 1 and 4096, got 0". typed: the text the value was read
+    from, which the message quotes instead ("1e400", not the inf that float() made of it)."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, got {shown(repr(value))}")
+        got = shown(repr(value) if typed is None else typed)
+        raise ValueError(f"{name} must be an integer between {low} and {high}, got {got}")
     return value
 
 
@@ -32,15 +34,16 @@ def check_seed(seed: object) -> int:
     return check_int("seed", seed, 0, MAX_SEED)
 
 
-def check_float(name: str, value: object, low: float, high: float) -> float:
+def check_float(name: str, value: object, low: float, high: float, typed: str | None = None) -> float:
     """value as a float, if it is a finite number in [low, high]; else a ValueError naming the range:
-    "forget_bias must be a number between -50 and 50, got 1e+300"."""
+    "forget_bias must be a number between -50 and 50, got 1e+300" (typed: as in check_int)."""
     try:
         number = float(value)  # an int too large for a float raises OverflowError
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {shown(repr(value))}")
+        got = shown(repr(value) if typed is None else typed)
+        raise ValueError(f"{name} must be a number between {low:g} and {high:g}, got {got}")
     return number
 
 

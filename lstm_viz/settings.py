@@ -75,8 +75,11 @@ class Setting:
     def slider_range(self) -> tuple[float, float] | None:
         return self.widget_bounds or self.bounds
 
-    def check(self, value: object, bounds: tuple[float, float] | None = None) -> object:
-        """value if it is allowed (within bounds, default self.bounds), else ValueError saying what is."""
+    def check(
+        self, value: object, bounds: tuple[float, float] | None = None, typed: str | None = None
+    ) -> object:
+        """value if it is allowed (within bounds, default self.bounds), else ValueError saying what is
+        (quoting `typed`, the text value was read from, if given)."""
         low, high = bounds or self.bounds or (-math.inf, math.inf)
         if self.type is bool:
             if not isinstance(value, bool):
@@ -87,8 +90,8 @@ class Setting:
                 raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
             return value
         if self.type is int:
-            return check_int(self.name, value, int(low), int(high))
-        return check_float(self.name, value, low, high)
+            return check_int(self.name, value, int(low), int(high), typed)
+        return check_float(self.name, value, low, high, typed)
 
     def parse(self, raw: str, bounds: tuple[float, float] | None = None) -> object:
         """A value typed as text (URL, command line), converted and checked."""
@@ -102,12 +105,7 @@ class Setting:
             raise ValueError(f"{self.name} must be a number, got {shown(repr(raw))}") from None
         if self.type is int and number.is_integer() and abs(number) < 2**63:
             number = int(number)  # "1e3" is 1000; 1e300 stays a float, which check_int refuses
-        try:
-            return self.check(number, bounds)
-        except ValueError as err:  # name what was typed ("1e400"), not what float() made of it (inf)
-            if str(number) != raw.strip() and f"got {number}" in str(err):
-                raise ValueError(str(err).replace(f"got {number}", f"got {shown(raw.strip())}")) from None
-            raise
+        return self.check(number, bounds, typed=raw.strip())
 
     def applies(self, values: Mapping[str, object]) -> bool:
         """Whether this setting changes anything under the other values."""
