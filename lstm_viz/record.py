@@ -116,56 +116,10 @@ class Recording:
         With layer_columns (default: for deep or bidirectional recordings), every layer and
         direction's rows, with columns layer and direction after arch.
         """
-        if layer_columns is None:
-            layer_columns = bool(self.layers)
-        if not layer_columns:
-            return self._frame(per_unit)
-        parts = []
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                part = self.layer(layer, direction)._frame(per_unit)
-                part.insert(1, "layer", layer)
-                part.insert(2, "direction", direction)
-                parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+        from .tables import tidy_chunks  # the one builder of tidy rows (tables imports this module)
 
-    def _frame(self, per_unit: bool) -> pd.DataFrame:
-        B, T, H = self.hidden.shape
-        parts = []
-        for name in ("log10_grad_h", "log10_grad_c", "log10_grad_x"):
-            values = getattr(self, name)
-            if values is None:
-                continue
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "sample": np.repeat(np.arange(B), T),
-                        "t": np.tile(np.arange(T), B),
-                        "unit": pd.array([pd.NA] * (B * T), dtype="Int64"),
-                        "quantity": name,
-                        "value": values.reshape(-1).astype(np.float64),
-                    }
-                )
-            )
-        if per_unit:
-            arrays = {"hidden": self.hidden, "cell": self.cell, **self.gates}
-            for name, values in arrays.items():
-                if values is None:
-                    continue
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "sample": np.repeat(np.arange(B), T * H),
-                            "t": np.tile(np.repeat(np.arange(T), H), B),
-                            "unit": pd.array(np.tile(np.arange(H), B * T), dtype="Int64"),
-                            "quantity": name,
-                            "value": values.reshape(-1).astype(np.float64),
-                        }
-                    )
-                )
-        frame = pd.concat(parts, ignore_index=True)
-        frame.insert(0, "arch", self.arch)
-        return frame
+        chunks = tidy_chunks([self], per_unit, layer_columns=layer_columns)
+        return pd.concat(list(chunks), ignore_index=True).drop(columns="model")
 
 
 def estimate_bytes(

@@ -138,6 +138,7 @@ def tidy_chunks(
     recordings: Sequence[Recording],
     per_unit: bool | None = None,
     chunk_rows: int | None = None,
+    layer_columns: bool | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The rows of tidy_frame(recordings, per_unit), in order, as frames of about chunk_rows rows
     (default EXPORT_CHUNK_ROWS; at least one step of one sequence), so that an export of any size
@@ -145,12 +146,14 @@ def tidy_chunks(
 
     Columns: model, arch, layer and direction (when any recording is deep or bidirectional), sample,
     t, unit (<NA> for per-step norms), quantity, value. per_unit None follows export_plan.
+    layer_columns None: when any recording is deep or bidirectional.
     """
     chunk_rows = chunk_rows or EXPORT_CHUNK_ROWS
     plan = export_plan(recordings)
     if per_unit is not None:
         plan = [(per_unit, rec.batch_size) for rec in recordings]
-    layer_columns = any(rec.layers for rec in recordings)
+    if layer_columns is None:
+        layer_columns = any(rec.layers for rec in recordings)
     for rec, (keep_units, samples) in zip(recordings, plan, strict=True):
         for layer in range(rec.num_layers):
             for direction in range(rec.num_directions):
